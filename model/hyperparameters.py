@@ -1,0 +1,118 @@
+"""Typed, validated training hyperparameters: the one place their names, types and defaults live.
+
+SageMaker writes every hyperparameter as a string (``{"epochs": "6"}``); ``from_strings`` parses
+them into the right types and refuses unknown names, so a typo fails the job with a clear reason
+instead of silently training the default.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, fields
+from typing import Any, Mapping
+
+from .preprocess import MODES
+
+
+class HyperparameterError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Hyperparameters:
+    # preprocessing and encoding
+    preprocessing: str = "negation"
+    vocab_size: int = 25_000
+    max_len: int = 400
+    # network
+    embedding_dim: int = 128
+    hidden_dim: int = 128
+    num_layers: int = 1
+    bidirectional: bool = True
+    dropout: float = 0.4
+    # optimisation
+    epochs: int = 6
+    batch_size: int = 64
+    learning_rate: float = 2e-3
+    weight_decay: float = 0.0
+    grad_clip: float = 5.0
+    validation_fraction: float = 0.1
+    seed: int = 42
+    # 0 = all CPU cores
+    workers: int = 0
+
+    def __post_init__(self) -> None:
+        def need(cond: bool, name: str, what: str) -> None:
+            if not cond:
+                raise HyperparameterError(f"hyperparameter {name}={getattr(self, name)!r}: {what}")
+
+        need(self.preprocessing in MODES, "preprocessing", f"must be one of {', '.join(MODES)}")
+        for name in ("vocab_size", "max_len", "embedding_dim", "hidden_dim", "num_layers", "epochs",
+                     "batch_size"):
+            need(getattr(self, name) >= 1, name, "must be a positive integer")
+        need(self.vocab_size >= 3, "vocab_size", "must be at least 3 (padding, unknown, one word)")
+        need(0.0 <= self.dropout < 1.0, "dropout", "must be in [0, 1)")
+        need(self.learning_rate > 0, "learning_rate", "must be positive")
+        need(self.weight_decay >= 0, "weight_decay", "must be >= 0")
+        need(self.grad_clip >= 0, "grad_clip", "must be >= 0 (0 turns clipping off)")
+        need(0.0 < self.validation_fraction < 1.0, "validation_fraction", "must be in (0, 1)")
+        need(self.workers >= 0, "workers", "must be >= 0 (0 = all CPU cores)")
+
+    @classmethod
+    def from_strings(cls, values: Mapping[str, Any], base: "Hyperparameters | None" = None) -> "Hyperparameters":
+        """Parse SageMaker-style string values over ``base`` (default: the defaults)."""
+        known = {f.name: f for f in fields(cls)}
+        parsed: dict[str, Any] = {}
+        for key, raw in values.items():
+            if key.startswith(("sagemaker_", "_")):  # set by SageMaker's own tooling, not ours
+                continue
+            if key not in known:
+                raise HyperparameterError(
+                    f"unknown hyperparameter {key!r}; known: {', '.join(sorted(known))}")
+            parsed[key] = _parse(key, known[key].type, raw)
+        return dataclasses.replace(base or cls(), **parsed)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _parse(key: str, type_name: Any, raw: Any) -> Any:
+    type_name = getattr(type_name, "__name__", type_name)
+    text = str(raw).strip()
+    try:
+        if type_name == "bool":
+            if isinstance(raw, bool):
+                return raw
+            if text.lower() in ("true", "1", "yes"):
+                return True
+            if text.lower() in ("false", "0", "no"):
+                return False
+            raise ValueError
+        if type_name == "int":
+            return int(float(text)) if float(text).is_integer() else int(text)
+        if type_name == "float":
+            return float(text)
+        return text
+    except ValueError:
+        raise HyperparameterError(f"hyperparameter {key}={raw!r} is not a valid {type_name}") from None
+
+
+# Named starting points; any field can still be overridden.
+PRESETS: dict[str, dict[str, Any]] = {
+    # The default: the configuration the model card reports.
+    "full": {},
+    # First run of local mode: a few minutes on a laptop, a usable model.
+    "quick": {"epochs": 2, "vocab_size": 10_000, "max_len": 200, "embedding_dim": 64, "hidden_dim": 64},
+    # Tests on synthetic reviews: seconds.
+    "tiny": {"epochs": 3, "vocab_size": 200, "max_len": 40, "embedding_dim": 16, "hidden_dim": 16,
+             "batch_size": 16, "validation_fraction": 0.2, "dropout": 0.0, "learning_rate": 1e-2},
+    # The original system's configuration, for the baseline benchmark.
+    "original": {"preprocessing": "original", "vocab_size": 5000, "max_len": 500, "embedding_dim": 32,
+                 "hidden_dim": 100, "bidirectional": False, "dropout": 0.0, "batch_size": 512,
+                 "learning_rate": 1e-3, "epochs": 10, "grad_clip": 0.0},
+}
+
+
+def preset(name: str) -> Hyperparameters:
+    if name not in PRESETS:
+        raise HyperparameterError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    return Hyperparameters.from_strings(PRESETS[name])

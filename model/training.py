@@ -1,0 +1,199 @@
+"""Training: reviews -> tokens -> vocabulary -> ids -> length-bucketed batches -> best-epoch model."""
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import random
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from . import artifact
+from .data import Dataset, Review, split_validation
+from .hyperparameters import Hyperparameters
+from .metrics import binary_metrics, metric_line, plot_confusion, plot_history
+from .network import LSTMClassifier, pad_batch
+from .preprocess import Preprocessor
+from .vocab import Vocabulary
+
+log = logging.getLogger("model.train")
+
+
+@dataclass
+class Encoded:
+    ids: list[list[int]]
+    labels: list[int]
+
+
+def pick_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def configure_threads(workers: int) -> int:
+    threads = workers or os.cpu_count() or 1
+    torch.set_num_threads(threads)
+    return threads
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    if torch.cuda.is_available():
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
+
+
+def bucketed_batches(lengths: list[int], batch_size: int, rng: random.Random) -> list[list[int]]:
+    """Batches of similar-length reviews (so packing wastes little), in shuffled order.
+
+    Indices are shuffled, cut into pools of 50 batches, each pool sorted by length and cut into
+    batches: batches differ from epoch to epoch while their members stay close in length.
+    """
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    pool = batch_size * 50
+    batches = []
+    for start in range(0, len(order), pool):
+        chunk = sorted(order[start:start + pool], key=lengths.__getitem__)
+        batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def encode(reviews: list[Review], token_lists: list[list[str]], vocab: Vocabulary, max_len: int) -> Encoded:
+    return Encoded(ids=[vocab.encode(t, max_len) for t in token_lists], labels=[r.label for r in reviews])
+
+
+@torch.inference_mode()
+def score(model: LSTMClassifier, data: Encoded, device: torch.device, batch_size: int = 256) -> tuple[list[float], float]:
+    """Probabilities for every review (in order) and the mean loss."""
+    model.eval()
+    loss_fn = nn.BCEWithLogitsLoss(reduction="sum")
+    order = sorted(range(len(data.ids)), key=lambda i: len(data.ids[i]))
+    probs = [0.0] * len(order)
+    total = 0.0
+    for start in range(0, len(order), batch_size):
+        idx = order[start:start + batch_size]
+        ids, lengths = pad_batch([data.ids[i] for i in idx])
+        logits = model(ids.to(device), lengths)
+        labels = torch.tensor([data.labels[i] for i in idx], dtype=torch.float32, device=device)
+        total += float(loss_fn(logits, labels))
+        for i, p in zip(idx, torch.sigmoid(logits).tolist()):
+            probs[i] = p
+    return probs, total / max(1, len(order))
+
+
+def fit(dataset: Dataset, hp: Hyperparameters, model_dir: Path, progress: bool = True,
+        evaluate_test: bool = True) -> dict:
+    """Train, keep the best epoch by validation accuracy, write the artifact; returns metrics.json."""
+    t_start = time.perf_counter()
+    threads = configure_threads(hp.workers)
+    seed_everything(hp.seed)
+    device = pick_device()
+    log.info("device=%s threads=%d hyperparameters=%s", device, threads, hp.to_dict())
+
+    train_reviews, val_reviews = split_validation(dataset.train, hp.validation_fraction, hp.seed)
+    test_reviews = dataset.test if evaluate_test else []
+    preprocessor = Preprocessor.create(hp.preprocessing)
+    everything = train_reviews + val_reviews + test_reviews
+    t0 = time.perf_counter()
+    tokens = preprocessor.tokens_many([r.text for r in everything], workers=threads, progress=progress)
+    preprocess_s = time.perf_counter() - t0
+    n_tr, n_val = len(train_reviews), len(val_reviews)
+    train_tokens, val_tokens, test_tokens = tokens[:n_tr], tokens[n_tr:n_tr + n_val], tokens[n_tr + n_val:]
+    log.info("preprocessed %d reviews in %.1fs (%s mode)", len(everything), preprocess_s, hp.preprocessing)
+
+    vocab = Vocabulary.build(train_tokens, hp.vocab_size)
+    train = encode(train_reviews, train_tokens, vocab, hp.max_len)
+    val = encode(val_reviews, val_tokens, vocab, hp.max_len)
+    test = encode(test_reviews, test_tokens, vocab, hp.max_len)
+
+    model = LSTMClassifier.from_hyperparameters(hp, len(vocab)).to(device)
+    optimiser = torch.optim.Adam(model.parameters(), lr=hp.learning_rate, weight_decay=hp.weight_decay)
+    loss_fn = nn.BCEWithLogitsLoss()
+    rng = random.Random(hp.seed)
+    lengths = [max(1, len(x)) for x in train.ids]
+
+    history: list[dict] = []
+    best_state, best_acc, best_epoch = None, -1.0, 0
+    for epoch in range(1, hp.epochs + 1):
+        t_epoch = time.perf_counter()
+        model.train()
+        batches = bucketed_batches(lengths, hp.batch_size, rng)
+        running, seen = 0.0, 0
+        bar = _bar(batches, progress, f"epoch {epoch}/{hp.epochs}")
+        for idx in bar:
+            ids, lens = pad_batch([train.ids[i] for i in idx])
+            labels = torch.tensor([train.labels[i] for i in idx], dtype=torch.float32, device=device)
+            optimiser.zero_grad(set_to_none=True)
+            loss = loss_fn(model(ids.to(device), lens), labels)
+            loss.backward()
+            if hp.grad_clip > 0:
+                nn.utils.clip_grad_norm_(model.parameters(), hp.grad_clip)
+            optimiser.step()
+            running += float(loss.detach()) * len(idx)
+            seen += len(idx)
+            if progress and hasattr(bar, "set_postfix"):
+                bar.set_postfix(loss=f"{running / seen:.4f}", refresh=False)
+        val_probs, val_loss = score(model, val, device)
+        val_acc = binary_metrics(val.labels, val_probs)["accuracy"]
+        entry = {"epoch": epoch, "train_loss": running / max(1, seen), "validation_loss": val_loss,
+                 "validation_accuracy": val_acc, "seconds": time.perf_counter() - t_epoch}
+        history.append(entry)
+        print(f"epoch={epoch} " + metric_line("train", {"loss": entry["train_loss"]}) + " "
+              + metric_line("validation", {"loss": val_loss, "accuracy": val_acc})
+              + f" epoch_seconds={entry['seconds']:.1f}", flush=True)
+        if val_acc > best_acc:
+            best_acc, best_epoch = val_acc, epoch
+            best_state = copy.deepcopy(model.state_dict())
+
+    assert best_state is not None
+    model.load_state_dict(best_state)
+    model.eval()
+    train_seconds = time.perf_counter() - t_start
+    val_probs, val_loss = score(model, val, device)
+    metrics = {
+        "best_epoch": best_epoch,
+        "validation": {**binary_metrics(val.labels, val_probs), "loss": val_loss},
+        "history": history,
+        "preprocess_seconds": round(preprocess_s, 2),
+        "train_seconds": round(train_seconds, 1),
+        "device": str(device),
+        "threads": threads,
+    }
+    print(metric_line("validation", {"accuracy": metrics["validation"]["accuracy"],
+                                     "f1": metrics["validation"]["f1"]}) + f" best_epoch={best_epoch}",
+          flush=True)
+    if test.ids:
+        test_probs, test_loss = score(model, test, device)
+        metrics["test"] = {**binary_metrics(test.labels, test_probs), "loss": test_loss}
+        print(metric_line("test", {k: metrics["test"][k] for k in ("accuracy", "precision", "recall", "f1")}),
+              flush=True)
+
+    model.cpu()
+    model_dir = Path(model_dir)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    artifact.write_json(model_dir / artifact.METRICS, metrics)
+    plot_history(history, model_dir / "training_curves.png")
+    reported = metrics.get("test", metrics["validation"])
+    plot_confusion(reported["confusion_matrix"], model_dir / "confusion_matrix.png",
+                   "Test split" if "test" in metrics else "Validation split")
+    artifact.save(model_dir, model, vocab, preprocessor, hp,
+                  extra={"best_epoch": best_epoch, "validation_accuracy": metrics["validation"]["accuracy"]})
+    return metrics
+
+
+def _bar(items, enabled: bool, desc: str):
+    if not enabled:
+        return items
+    from tqdm import tqdm
+    # Not a terminal (a SageMaker job's log): update rarely instead of flooding the log.
+    interactive = sys.stderr.isatty()
+    return tqdm(items, desc=desc, unit="batch", mininterval=0.5 if interactive else 30.0)
