@@ -1,0 +1,4 @@
+"""Shared pytest configuration. Fixture sets live in their own modules, listed here."""
+
+# Local mode, Lambda proxy, page and browser fixtures (tiny dataset, tiny model, serve, local front).
+pytest_plugins = ["fixtures_local"]

@@ -1,0 +1,396 @@
+"""Shared fixtures for local mode, the Lambda proxy, the page and the browser test.
+
+Loaded from ``tests/conftest.py`` through ``pytest_plugins``. Session-scoped and lazy: a fixture
+costs nothing until a test asks for it.
+
+* ``tiny_imdb_tgz``   a small aclImdb-layout archive of synthetic, clearly positive/negative reviews
+* ``tiny_model_dir``  a model trained on it with ``python -m model.train --preset tiny`` (seconds)
+* ``serve_endpoint``  ``python -m model.serve`` on a free loopback port with that model
+* ``local_front``     ``scripts/local_front.py`` in front of ``serve_endpoint`` (the real Lambda handler)
+* ``load_proxy_handler`` (function) loads ``lambda/proxy/handler.py`` fresh under a given environment
+* ``FakeEndpoint``    a stdlib stand-in for the endpoint with scripted answers, for fault tests
+"""
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import tarfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from contextlib import closing
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+HANDLER_PATH = REPO / "lambda" / "proxy" / "handler.py"
+SHARED_NLTK = REPO.parent / "shared" / "nltk_data"
+
+POSITIVE_WORDS = ("wonderful", "excellent", "brilliant", "superb", "masterpiece", "delightful",
+                  "beautiful", "fantastic", "enjoyable", "great")
+NEGATIVE_WORDS = ("terrible", "awful", "boring", "worst", "waste", "horrible", "dull",
+                  "disappointing", "stupid", "mess")
+FILLER_WORDS = ("movie", "film", "plot", "actors", "story", "scenes", "director", "cast", "ending",
+                "music", "camera", "script", "characters", "screen", "picture", "sequel", "role",
+                "studio", "minutes", "dialogue")
+
+POSITIVE_REVIEW = "A wonderful, brilliant film: superb acting and a beautiful, delightful story. A masterpiece."
+NEGATIVE_REVIEW = "A terrible, boring mess: awful acting and a dull, stupid story. The worst waste of time."
+
+
+# --------------------------------------------------------------------------- helpers
+
+def free_port() -> int:
+    with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    if "NLTK_DATA" not in env and SHARED_NLTK.is_dir():
+        env["NLTK_DATA"] = str(SHARED_NLTK)
+    # No real AWS anywhere in these tests.
+    for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
+        env.pop(key, None)
+    env.update(extra)
+    return env
+
+
+def wait_http(url: str, timeout: float = 60.0, proc: subprocess.Popen | None = None,
+              status: int = 200, log: Path | None = None) -> None:
+    """Poll ``url`` until it answers ``status``; fail early if ``proc`` exits."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            tail = log.read_text(errors="replace")[-3000:] if log and log.exists() else ""
+            raise RuntimeError(f"process exited with {proc.returncode} before {url} answered\n{tail}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == status:
+                    return
+                last = r.status
+        except urllib.error.HTTPError as exc:
+            last = exc.code
+            if exc.code == status:
+                return
+        except OSError as exc:
+            last = exc
+        time.sleep(0.1)
+    tail = log.read_text(errors="replace")[-3000:] if log and log.exists() else ""
+    raise TimeoutError(f"{url} did not answer {status} within {timeout:.0f}s (last: {last})\n{tail}")
+
+
+def start_group(cmd: list[str], log: Path, env: dict[str, str] | None = None,
+                cwd: Path = REPO) -> subprocess.Popen:
+    """Start ``cmd`` in its own process group (session), output to ``log``."""
+    fh = open(log, "ab")
+    try:
+        return subprocess.Popen(cmd, cwd=cwd, env=env or child_env(), stdout=fh, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+    finally:
+        fh.close()
+
+
+def stop_group(proc: subprocess.Popen, timeout: float = 10.0) -> None:
+    """SIGTERM the process group, then SIGKILL what is left."""
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # stragglers of the group (workers)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        pass
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes whose process group is ``pgid``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # pid (comm) state ppid pgrp ...; comm may hold spaces and parentheses
+        fields = stat[stat.rindex(")") + 2:].split()
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            found.append(int(entry.name))
+    return found
+
+
+def load_module(name: str, path: Path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def post_json(url: str, payload, timeout: float = 30.0, headers: dict | None = None,
+              raw: bytes | None = None) -> tuple[int, dict]:
+    data = raw if raw is not None else json.dumps(payload).encode()
+    req = urllib.request.Request(url, data=data, method="POST",
+                                 headers={"Content-Type": "application/json", **(headers or {})})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as exc:
+        body = exc.read()
+        try:
+            return exc.code, json.loads(body)
+        except ValueError:
+            return exc.code, {"raw": body.decode("utf-8", "replace")}
+
+
+# --------------------------------------------------------------------------- synthetic data
+
+def _review(rng: random.Random, words: tuple[str, ...]) -> str:
+    picked = [rng.choice(words) for _ in range(rng.randint(3, 5))]
+    picked += [rng.choice(FILLER_WORDS) for _ in range(rng.randint(4, 8))]
+    rng.shuffle(picked)
+    return "The " + " ".join(picked) + "."
+
+
+def write_tiny_imdb(path: Path, per_class: dict[str, int] | None = None, seed: int = 7) -> Path:
+    """An aclImdb-layout tar.gz of synthetic reviews with clearly positive/negative vocabulary."""
+    per_class = per_class or {"train": 160, "test": 40}
+    rng = random.Random(seed)
+    with tarfile.open(path, "w:gz") as tar:
+        n = 0
+        for split, count in per_class.items():
+            for label, words, ratings in (("pos", POSITIVE_WORDS, (7, 8, 9, 10)),
+                                          ("neg", NEGATIVE_WORDS, (1, 2, 3, 4))):
+                for _ in range(count):
+                    data = _review(rng, words).encode()
+                    info = tarfile.TarInfo(f"aclImdb/{split}/{label}/{n}_{rng.choice(ratings)}.txt")
+                    info.size = len(data)
+                    info.mtime = 0
+                    tar.addfile(info, io.BytesIO(data))
+                    n += 1
+    return path
+
+
+def model_package_ready() -> bool:
+    return (REPO / "model" / "train.py").is_file() and (REPO / "model" / "serve.py").is_file()
+
+
+def train_tiny_model(data: Path, model_dir: Path, log: Path) -> Path:
+    cmd = [PYTHON, "-m", "model.train", "--data", str(data), "--model-dir", str(model_dir),
+           "--preset", "tiny", "--quiet", "--no-test"]
+    with open(log, "wb") as fh:
+        rc = subprocess.run(cmd, cwd=REPO, env=child_env(), stdout=fh, stderr=subprocess.STDOUT,
+                            timeout=300).returncode
+    if rc != 0:
+        raise RuntimeError(f"tiny training failed ({rc}):\n{log.read_text(errors='replace')[-3000:]}")
+    return model_dir
+
+
+class Serve:
+    """A running ``python -m model.serve`` on loopback."""
+
+    def __init__(self, model_dir: Path, log: Path, port: int | None = None):
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = log
+        self.proc = start_group([PYTHON, "-m", "model.serve", "--model-dir", str(model_dir),
+                                 "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"], log)
+        try:
+            wait_http(self.url + "/ping", timeout=90, proc=self.proc, log=log)
+        except Exception:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        stop_group(self.proc)
+
+
+class Front:
+    """A running ``scripts/local_front.py`` in front of an endpoint URL."""
+
+    def __init__(self, endpoint_url: str, log: Path, port: int | None = None, extra: list[str] = ()):
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = log
+        self.proc = start_group([PYTHON, str(REPO / "scripts" / "local_front.py"), "--port", str(self.port),
+                                 "--endpoint-url", endpoint_url, *extra], log)
+        try:
+            wait_http(self.url + "/config.json", timeout=30, proc=self.proc, log=log)
+        except Exception:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        stop_group(self.proc)
+
+
+# --------------------------------------------------------------------------- fake endpoint
+
+class FakeEndpoint:
+    """A stdlib HTTP server answering like the endpoint contract, with scripted faults.
+
+    ``mode``: ``ok`` (keyword model), ``status`` (answer ``status`` with ``{"error": message}``),
+    ``slow`` (sleep ``delay`` s first), ``garbage`` (200 with a non-JSON body).
+    ``requests`` counts invocation requests (retries included).
+    """
+
+    def __init__(self):
+        self.mode = "ok"
+        self.status = 400
+        self.message = "bad review"
+        self.delay = 0.0
+        self.requests = 0
+        self.bodies: list[tuple[str, bytes]] = []
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def _send(self, status: int, body: bytes, ctype: str = "application/json") -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self):
+                if self.path == "/ping":
+                    self._send(200, b"{}")
+                else:
+                    self._send(404, b'{"error": "not found"}')
+
+            def do_POST(self):
+                data = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if not (self.path == "/invocations" or
+                        (self.path.startswith("/endpoints/") and self.path.endswith("/invocations"))):
+                    self._send(404, b'{"error": "not found"}')
+                    return
+                fake.requests += 1
+                fake.bodies.append((self.headers.get("Content-Type", ""), data))
+                if fake.mode == "slow":
+                    time.sleep(fake.delay)
+                if fake.mode == "status":
+                    self._send(fake.status, json.dumps({"error": fake.message}).encode())
+                    return
+                if fake.mode == "garbage":
+                    self._send(200, b"<html>oops</html>", "text/html")
+                    return
+                try:
+                    payload = json.loads(data)
+                    text = payload["text"]
+                except (ValueError, KeyError, TypeError):
+                    self._send(400, b'{"error": "malformed JSON"}')
+                    return
+                words = text.lower().replace(",", " ").replace(".", " ").split()
+                pos = sum(w in POSITIVE_WORDS for w in words)
+                neg = sum(w in NEGATIVE_WORDS for w in words)
+                score = round((pos + 1) / (pos + neg + 2), 4)
+                answer = {"label": "positive" if score >= 0.5 else "negative", "score": score}
+                if payload.get("explain"):
+                    answer["explanation"] = [
+                        {"word": w, "weight": 0.2 if w in POSITIVE_WORDS else -0.2 if w in NEGATIVE_WORDS
+                         else None} for w in words]
+                try:
+                    self._send(200, json.dumps(answer).encode())
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+# --------------------------------------------------------------------------- fixtures
+
+@pytest.fixture(scope="session")
+def local_tmp(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("local")
+
+
+@pytest.fixture(scope="session")
+def tiny_imdb_tgz(local_tmp) -> Path:
+    return write_tiny_imdb(local_tmp / "tiny_aclImdb.tar.gz")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(local_tmp, tiny_imdb_tgz) -> Path:
+    if not model_package_ready():
+        pytest.skip("model/train.py and model/serve.py are not there yet")
+    return train_tiny_model(tiny_imdb_tgz, local_tmp / "tiny_model", local_tmp / "train.log")
+
+
+@pytest.fixture(scope="session")
+def serve_endpoint(local_tmp, tiny_model_dir):
+    serve = Serve(tiny_model_dir, local_tmp / "serve.log")
+    yield serve
+    serve.stop()
+
+
+@pytest.fixture(scope="session")
+def local_front(local_tmp, serve_endpoint):
+    front = Front(serve_endpoint.url, local_tmp / "front.log")
+    yield front
+    front.stop()
+
+
+@pytest.fixture
+def fake_endpoint():
+    fake = FakeEndpoint()
+    yield fake
+    fake.close()
+
+
+@pytest.fixture
+def load_proxy_handler(monkeypatch):
+    """Load ``lambda/proxy/handler.py`` fresh (its client is built at import) under ``env``."""
+    counter = iter(range(1_000_000))
+
+    def load(endpoint_url: str | None = None, **env: str):
+        base = {"ENDPOINT_NAME": "test-endpoint", "AWS_DEFAULT_REGION": "us-east-1",
+                "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+        base.update(env)
+        monkeypatch.delenv("AWS_PROFILE", raising=False)
+        monkeypatch.delenv("ALLOWED_ORIGIN", raising=False)
+        for key, value in base.items():
+            monkeypatch.setenv(key, value)
+        if endpoint_url:
+            monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", endpoint_url)
+        else:
+            monkeypatch.delenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", raising=False)
+        return load_module(f"proxy_handler_under_test_{next(counter)}", HANDLER_PATH)
+
+    return load
