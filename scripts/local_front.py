@@ -1,0 +1,407 @@
+#!/usr/bin/env python3
+"""The local stand-in for CloudFront + API Gateway: the page, its config.json, and the real Lambda.
+
+  python scripts/local_front.py --port 8000 --endpoint-url http://127.0.0.1:8080
+
+* ``GET /`` and the other files of ``web/``: the static page, with the cloud's security headers
+  (the same Content-Security-Policy as the CloudFront response-headers policy).
+* ``GET /config.json``: generated, ``{"apiUrl": ""}`` - the API is on the page's own origin.
+* ``POST /predict`` (and any other API request): turned into an API Gateway REST proxy event
+  (payload format 1.0) and handed, in this process, to the real ``lambda/proxy/handler.py``, which
+  reaches the endpoint server through boto3 (``AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME``). Its response
+  dict is turned back into HTTP.
+
+Standard library only (plus boto3, which the handler imports). Loopback by default.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import errno
+import importlib.util
+import json
+import os
+import signal
+import socket
+import sys
+import time
+import uuid
+from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_WEB = REPO / "web"
+DEFAULT_HANDLER = REPO / "lambda" / "proxy" / "handler.py"
+
+# What the cloud's CloudFront response-headers policy sends (issue 3 / stacks): keep them in step.
+CONTENT_SECURITY_POLICY = "default-src 'self'; script-src 'self'; style-src 'self'"
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "strict-origin-when-cross-origin",
+}
+# API Gateway's own limits.
+MAX_PAYLOAD_BYTES = 10 * 1024 * 1024
+LAMBDA_TIMEOUT_MS = 29_000
+STATIC_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
+                ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml", ".png": "image/png",
+                ".ico": "image/x-icon", ".json": "application/json", ".txt": "text/plain; charset=utf-8",
+                ".webmanifest": "application/manifest+json"}
+_TEXT_TYPES = ("application/json", "application/xml", "application/javascript",
+               "application/x-www-form-urlencoded", "application/ld+json")
+
+
+# --------------------------------------------------------------------------- event translation
+
+def is_text_media_type(content_type: str | None) -> bool:
+    """Whether API Gateway would hand the body over as text (no binary media types configured)."""
+    if not content_type:
+        return True
+    media = content_type.split(";", 1)[0].strip().lower()
+    return (media.startswith("text/") or media in _TEXT_TYPES or media.endswith("+json")
+            or media.endswith("+xml"))
+
+
+def build_event(method: str, target: str, headers: list[tuple[str, str]], body: bytes,
+                source_ip: str = "127.0.0.1", stage: str = "local",
+                request_id: str | None = None) -> dict:
+    """An API Gateway REST API proxy-integration event (payload format version 1.0)."""
+    parts = urlsplit(target)
+    path = unquote(parts.path) or "/"
+
+    single: dict[str, str] = {}
+    multi: dict[str, list[str]] = {}
+    for name, value in headers:
+        single[name] = value  # API Gateway: the last value wins in ``headers``
+        multi.setdefault(name, []).append(value)
+    lower = {k.lower(): v for k, v in single.items()}
+
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    qs_single: dict[str, str] = {}
+    qs_multi: dict[str, list[str]] = {}
+    for key, value in query:
+        qs_single[key] = value
+        qs_multi.setdefault(key, []).append(value)
+
+    if body:
+        try:
+            text = body.decode("utf-8")
+            binary = not is_text_media_type(lower.get("content-type"))
+        except UnicodeDecodeError:
+            text, binary = None, True
+        event_body = base64.b64encode(body).decode("ascii") if binary else text
+    else:
+        event_body, binary = None, False
+
+    if path == "/predict":
+        resource, path_parameters = "/predict", None
+    else:
+        resource, path_parameters = "/{proxy+}", {"proxy": path.lstrip("/")}
+    now = datetime.now(timezone.utc)
+    request_id = request_id or str(uuid.uuid4())
+    return {
+        "resource": resource,
+        "path": path,
+        "httpMethod": method.upper(),
+        "headers": single or None,
+        "multiValueHeaders": multi or None,
+        "queryStringParameters": qs_single or None,
+        "multiValueQueryStringParameters": qs_multi or None,
+        "pathParameters": path_parameters,
+        "stageVariables": None,
+        "requestContext": {
+            "accountId": "000000000000",
+            "apiId": "local",
+            "resourceId": "local",
+            "resourcePath": resource,
+            "httpMethod": method.upper(),
+            "path": f"/{stage}{path}",
+            "stage": stage,
+            "protocol": "HTTP/1.1",
+            "requestId": request_id,
+            "extendedRequestId": request_id,
+            "requestTime": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
+            "requestTimeEpoch": int(now.timestamp() * 1000),
+            "domainName": lower.get("host", "localhost"),
+            "identity": {"sourceIp": source_ip, "userAgent": lower.get("user-agent"),
+                         "accessKey": None, "accountId": None, "caller": None, "user": None,
+                         "userArn": None, "cognitoIdentityId": None},
+        },
+        "body": event_body,
+        "isBase64Encoded": binary,
+    }
+
+
+class LambdaResponseError(ValueError):
+    """The handler's return value is not a valid proxy response (API Gateway answers 502)."""
+
+
+def http_from_lambda(result) -> tuple[int, list[tuple[str, str]], bytes]:
+    """A proxy-integration response dict -> (status, headers, body), as API Gateway does it."""
+    if not isinstance(result, dict):
+        raise LambdaResponseError(f"the handler returned {type(result).__name__}, not a dict")
+    status = result.get("statusCode", 200)
+    if isinstance(status, str) and status.isdigit():
+        status = int(status)
+    if not isinstance(status, int) or isinstance(status, bool) or not 100 <= status <= 599:
+        raise LambdaResponseError(f"invalid statusCode {status!r}")
+    headers: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for name, values in (result.get("multiValueHeaders") or {}).items():
+        if not isinstance(values, list):
+            raise LambdaResponseError(f"multiValueHeaders[{name!r}] is not a list")
+        for value in values:
+            headers.append((str(name), str(value)))
+        seen.add(str(name).lower())
+    for name, value in (result.get("headers") or {}).items():
+        if str(name).lower() not in seen:  # multiValueHeaders take precedence, like API Gateway
+            headers.append((str(name), str(value)))
+    body = result.get("body")
+    if body is None:
+        data = b""
+    elif not isinstance(body, str):
+        raise LambdaResponseError("body must be a string")
+    elif result.get("isBase64Encoded"):
+        try:
+            data = base64.b64decode(body, validate=True)
+        except ValueError as exc:
+            raise LambdaResponseError(f"isBase64Encoded body is not base64: {exc}") from None
+    else:
+        data = body.encode("utf-8")
+    for name, value in headers:
+        if any(c in name + value for c in "\r\n"):
+            raise LambdaResponseError("header with a line break")
+    return status, headers, data
+
+
+class LocalContext:
+    """Just enough of the Lambda context object."""
+
+    function_name = "local-proxy"
+    function_version = "$LATEST"
+    memory_limit_in_mb = 256
+    log_group_name = "/aws/lambda/local-proxy"
+    log_stream_name = "local"
+    invoked_function_arn = "arn:aws:lambda:us-east-1:000000000000:function:local-proxy"
+
+    def __init__(self, request_id: str, timeout_ms: int = LAMBDA_TIMEOUT_MS):
+        self.aws_request_id = request_id
+        self._deadline = time.monotonic() + timeout_ms / 1000
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+def configure_environment(endpoint_url: str, endpoint_name: str = "local",
+                          env: dict | None = None) -> None:
+    """What the Lambda runtime would provide, with dummy credentials for boto3's signing only."""
+    env = os.environ if env is None else env
+    env["ENDPOINT_NAME"] = endpoint_name
+    env["AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"] = endpoint_url
+    env["AWS_ACCESS_KEY_ID"] = "local"
+    env["AWS_SECRET_ACCESS_KEY"] = "local"
+    env.pop("AWS_SESSION_TOKEN", None)
+    env.pop("AWS_PROFILE", None)
+    env.setdefault("AWS_DEFAULT_REGION", env.get("AWS_REGION", "us-east-1"))
+    env.setdefault("AWS_REGION", env["AWS_DEFAULT_REGION"])
+    env["AWS_EC2_METADATA_DISABLED"] = "true"
+
+
+def load_handler(path: Path = DEFAULT_HANDLER):
+    """Import ``lambda/proxy/handler.py`` by path (``lambda`` is a Python keyword)."""
+    spec = importlib.util.spec_from_file_location("local_proxy_handler", path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.handler
+
+
+# --------------------------------------------------------------------------- the server
+
+def config_json() -> bytes:
+    return json.dumps({"apiUrl": ""}).encode()
+
+
+class FrontServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 64
+
+    def __init__(self, address, web_dir: Path, handler, quiet: bool = False):
+        self.web_dir = web_dir.resolve()
+        self.lambda_handler = handler
+        self.quiet = quiet
+        super().__init__(address, FrontRequestHandler)
+
+
+class FrontRequestHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "local-front"
+
+    def version_string(self) -> str:
+        return self.server_version
+    server: FrontServer
+
+    def setup(self) -> None:
+        super().setup()
+        try:
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
+
+    def log_message(self, fmt: str, *args) -> None:
+        if not self.server.quiet:
+            sys.stderr.write(f"front: {self.address_string()} {fmt % args}\n")
+
+    # -- plumbing
+
+    def _send(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+        self.send_response(status)
+        names = set()
+        for name, value in headers:
+            if name.lower() in ("content-length", "connection", "transfer-encoding", "date", "server"):
+                continue
+            names.add(name.lower())
+            self.send_header(name, value)
+        for name, value in SECURITY_HEADERS.items():
+            if name.lower() not in names:
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD" and body:
+            self.wfile.write(body)
+
+    def _json(self, status: int, obj: dict) -> None:
+        self._send(status, [("Content-Type", "application/json; charset=utf-8"),
+                            ("Cache-Control", "no-store")], json.dumps(obj).encode())
+
+    def _read_body(self) -> bytes | None:
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            self.close_connection = True
+            self._json(411, {"message": "Length Required: send a Content-Length"})
+            return None
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            self.close_connection = True
+            self._json(400, {"message": "Bad Content-Length"})
+            return None
+        if length < 0 or length > MAX_PAYLOAD_BYTES:
+            self.close_connection = True
+            self._json(413, {"message": "Request Too Long"})
+            return None
+        return self.rfile.read(length) if length else b""
+
+    # -- routes
+
+    def _static(self) -> bool:
+        path = unquote(urlsplit(self.path).path)
+        if path == "/config.json":
+            self._send(200, [("Content-Type", "application/json"), ("Cache-Control", "no-store")],
+                       config_json())
+            return True
+        if path.endswith("/"):
+            path += "index.html"
+        root = self.server.web_dir
+        try:
+            candidate = (root / path.lstrip("/")).resolve()
+        except (OSError, ValueError):
+            return False
+        if root not in candidate.parents or not candidate.is_file():
+            return False
+        ctype = STATIC_TYPES.get(candidate.suffix.lower())
+        if ctype is None or candidate.name.startswith("."):
+            return False
+        self._send(200, [("Content-Type", ctype), ("Cache-Control", "no-cache")], candidate.read_bytes())
+        return True
+
+    def _api(self) -> None:
+        body = self._read_body()
+        if body is None:
+            return
+        request_id = str(uuid.uuid4())
+        headers = list(self.headers.items())
+        headers += [("X-Forwarded-For", self.client_address[0]), ("X-Forwarded-Proto", "http"),
+                    ("X-Forwarded-Port", str(self.server.server_address[1]))]
+        event = build_event(self.command, self.path, headers, body, source_ip=self.client_address[0],
+                            request_id=request_id)
+        try:
+            result = self.server.lambda_handler(event, LocalContext(request_id))
+            status, out_headers, data = http_from_lambda(result)
+        except Exception as exc:  # what API Gateway answers for a failed or malformed Lambda
+            sys.stderr.write(f"front: lambda failed: {type(exc).__name__}: {exc}\n")
+            self._json(502, {"message": "Internal server error"})
+            return
+        self._send(status, out_headers, data)
+
+    def _is_api_path(self) -> bool:
+        path = urlsplit(self.path).path
+        return path.rstrip("/").endswith("/predict") or path.startswith("/api/")
+
+    def do_GET(self) -> None:
+        if self._is_api_path():
+            self._api()
+        elif not self._static():
+            self._json(404, {"message": "Not Found"})
+
+    do_HEAD = do_GET
+
+    def do_POST(self) -> None:
+        self._api()
+
+    do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_POST
+
+
+def make_server(host: str, port: int, web_dir: Path, handler, quiet: bool = False) -> FrontServer:
+    return FrontServer((host, port), web_dir, handler, quiet=quiet)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--endpoint-url", default="http://127.0.0.1:8080",
+                   help="the endpoint server (`python -m model.serve`)")
+    p.add_argument("--endpoint-name", default="local")
+    p.add_argument("--web-dir", type=Path, default=DEFAULT_WEB)
+    p.add_argument("--handler", type=Path, default=DEFAULT_HANDLER, help=argparse.SUPPRESS)
+    p.add_argument("--quiet", action="store_true", help="no access log")
+    args = p.parse_args(argv)
+
+    if not (args.web_dir / "index.html").is_file():
+        print(f"local_front: {args.web_dir}/index.html not found", file=sys.stderr)
+        return 2
+    configure_environment(args.endpoint_url, args.endpoint_name)
+    handler = load_handler(args.handler)
+    try:
+        server = make_server(args.host, args.port, args.web_dir, handler, quiet=args.quiet)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            print(f"local_front: port {args.port} on {args.host} is already in use (another local mode "
+                  f"or program?). Stop it, or choose another port with --port.", file=sys.stderr)
+        else:
+            print(f"local_front: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}",
+                  file=sys.stderr)
+        return 2
+
+    def stop(signum, _frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    print(f"local_front: serving {args.web_dir} and the API on http://{args.host}:{server.server_address[1]}/ "
+          f"(endpoint {args.endpoint_url})", flush=True)
+    try:
+        server.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
