@@ -237,6 +237,11 @@ class FrontServer(ThreadingHTTPServer):
         self.quiet = quiet
         super().__init__(address, FrontRequestHandler)
 
+    def handle_error(self, request, client_address) -> None:
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            return  # the client went away (closed tab, its own timeout): nothing to report
+        super().handle_error(request, client_address)
+
 
 class FrontRequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"

@@ -1,0 +1,260 @@
+"""scripts/local_front.py: HTTP <-> API Gateway proxy events, static files, and the chain end to end."""
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import threading
+import urllib.error
+import urllib.request
+
+import pytest
+
+from fixtures_local import (NEGATIVE_REVIEW, POSITIVE_REVIEW, PYTHON, REPO, Front, child_env,
+                            load_module, post_json)
+
+front_mod = load_module("local_front_under_test", REPO / "scripts" / "local_front.py")
+
+
+# --------------------------------------------------------------------------- event translation
+
+def test_event_for_a_json_post():
+    ev = front_mod.build_event(
+        "post", "/predict?a=1&b=two&a=3&empty=",
+        [("Host", "127.0.0.1:8000"), ("Content-Type", "application/json"), ("X-Dup", "1"), ("X-Dup", "2"),
+         ("User-Agent", "pytest")],
+        b'{"text": "caf\xc3\xa9"}', source_ip="10.1.2.3", request_id="rid")
+    assert ev["httpMethod"] == "POST"
+    assert ev["resource"] == "/predict" and ev["path"] == "/predict" and ev["pathParameters"] is None
+    assert ev["headers"]["Content-Type"] == "application/json"
+    assert ev["headers"]["X-Dup"] == "2" and ev["multiValueHeaders"]["X-Dup"] == ["1", "2"]
+    assert ev["queryStringParameters"] == {"a": "3", "b": "two", "empty": ""}
+    assert ev["multiValueQueryStringParameters"] == {"a": ["1", "3"], "b": ["two"], "empty": [""]}
+    assert ev["body"] == '{"text": "café"}' and ev["isBase64Encoded"] is False
+    rc = ev["requestContext"]
+    assert rc["requestId"] == "rid" and rc["stage"] == "local" and rc["httpMethod"] == "POST"
+    assert rc["identity"]["sourceIp"] == "10.1.2.3" and rc["identity"]["userAgent"] == "pytest"
+    assert rc["resourcePath"] == "/predict" and rc["domainName"] == "127.0.0.1:8000"
+    assert isinstance(rc["requestTimeEpoch"], int)
+    assert ev["stageVariables"] is None
+    json.dumps(ev)  # an event is plain JSON
+
+
+def test_event_without_body_or_query():
+    ev = front_mod.build_event("GET", "/other/path%20x", [], b"")
+    assert ev["body"] is None and ev["isBase64Encoded"] is False
+    assert ev["queryStringParameters"] is None and ev["multiValueQueryStringParameters"] is None
+    assert ev["headers"] is None and ev["multiValueHeaders"] is None
+    assert ev["resource"] == "/{proxy+}" and ev["pathParameters"] == {"proxy": "other/path x"}
+    assert ev["path"] == "/other/path x"
+
+
+@pytest.mark.parametrize("ctype, body, b64", [
+    ("application/json", b"\xff\xfe not utf-8", True),
+    ("application/octet-stream", b"plain ascii", True),
+    ("image/png", b"\x89PNG", True),
+    ("text/plain; charset=utf-8", "ok ✓".encode(), False),
+    ("application/vnd.api+json", b"{}", False),
+    (None, b"text without a type", False),
+])
+def test_binary_bodies_are_base64(ctype, body, b64):
+    headers = [("Content-Type", ctype)] if ctype else []
+    ev = front_mod.build_event("POST", "/predict", headers, body)
+    assert ev["isBase64Encoded"] is b64
+    assert (base64.b64decode(ev["body"]) if b64 else ev["body"].encode()) == body
+
+
+def test_lambda_response_translation():
+    status, headers, body = front_mod.http_from_lambda({
+        "statusCode": 201, "headers": {"Content-Type": "application/json", "X-A": "single"},
+        "multiValueHeaders": {"X-A": ["m1", "m2"], "Set-Cookie": ["a=1", "b=2"]},
+        "body": '{"ok": "✓"}', "isBase64Encoded": False})
+    assert status == 201
+    assert ("X-A", "m1") in headers and ("X-A", "m2") in headers and ("X-A", "single") not in headers
+    assert ("Set-Cookie", "a=1") in headers and ("Content-Type", "application/json") in headers
+    assert body == '{"ok": "✓"}'.encode()
+    status, _, body = front_mod.http_from_lambda({"statusCode": 200, "body": base64.b64encode(b"\x00\x01").decode(),
+                                                  "isBase64Encoded": True})
+    assert body == b"\x00\x01"
+    assert front_mod.http_from_lambda({"statusCode": 204})[2] == b""
+
+
+@pytest.mark.parametrize("bad", [None, "x", {"statusCode": 99}, {"statusCode": "abc"}, {"statusCode": True},
+                                 {"statusCode": 200, "body": 5},
+                                 {"statusCode": 200, "body": "!!", "isBase64Encoded": True},
+                                 {"statusCode": 200, "headers": {"X": "a\r\nInjected: 1"}},
+                                 {"statusCode": 200, "multiValueHeaders": {"X": "not a list"}}])
+def test_malformed_lambda_responses_are_rejected(bad):
+    with pytest.raises(front_mod.LambdaResponseError):
+        front_mod.http_from_lambda(bad)
+
+
+# --------------------------------------------------------------------------- the server, in-process
+
+@pytest.fixture
+def inprocess_front():
+    """A front whose 'Lambda' records the events it gets and answers a canned response."""
+    seen = []
+    answer = {"value": {"statusCode": 200, "headers": {"Content-Type": "application/json"},
+                        "body": '{"label": "positive", "score": 0.9}'}}
+
+    def handler(event, context):
+        seen.append((event, context))
+        if isinstance(answer["value"], Exception):
+            raise answer["value"]
+        return answer["value"]
+
+    server = front_mod.make_server("127.0.0.1", 0, REPO / "web", handler, quiet=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    yield url, seen, answer
+    server.shutdown()
+    server.server_close()
+
+
+def request(url, data=None, method="GET", headers=None):
+    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, dict(r.headers), r.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), exc.read()
+
+
+def test_http_request_becomes_the_event(inprocess_front):
+    url, seen, _ = inprocess_front
+    status, headers, body = request(url + "/predict?debug=1", data=b"\xff\x00binary", method="POST",
+                                    headers={"Content-Type": "application/octet-stream", "X-Trace": "t1"})
+    assert status == 200 and json.loads(body) == {"label": "positive", "score": 0.9}
+    assert headers["Content-Security-Policy"] == front_mod.CONTENT_SECURITY_POLICY
+    event, context = seen[-1]
+    assert event["httpMethod"] == "POST" and event["path"] == "/predict"
+    assert event["queryStringParameters"] == {"debug": "1"}
+    assert event["headers"]["X-Trace"] == "t1"
+    assert event["headers"]["X-Forwarded-For"] == "127.0.0.1"
+    assert event["isBase64Encoded"] is True and base64.b64decode(event["body"]) == b"\xff\x00binary"
+    assert context.aws_request_id == event["requestContext"]["requestId"]
+    assert 0 < context.get_remaining_time_in_millis() <= 29_000
+
+    request(url + "/predict", data=b"", method="OPTIONS")
+    assert seen[-1][0]["httpMethod"] == "OPTIONS" and seen[-1][0]["body"] is None
+
+
+def test_failing_or_malformed_lambda_gives_502(inprocess_front):
+    url, _, answer = inprocess_front
+    answer["value"] = RuntimeError("boom")
+    status, _, body = request(url + "/predict", data=b"{}", method="POST",
+                              headers={"Content-Type": "application/json"})
+    assert status == 502 and json.loads(body) == {"message": "Internal server error"}
+    answer["value"] = {"statusCode": "nope"}
+    assert request(url + "/predict", data=b"{}", method="POST")[0] == 502
+
+
+def test_static_files_and_config(inprocess_front):
+    url, seen, _ = inprocess_front
+    status, headers, body = request(url + "/")
+    assert status == 200 and headers["Content-Type"].startswith("text/html")
+    assert headers["Content-Security-Policy"] == "default-src 'self'; script-src 'self'; style-src 'self'"
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert b'<script src="app.js"' in body
+    for name, ctype in (("app.js", "text/javascript"), ("style.css", "text/css")):
+        status, headers, _ = request(f"{url}/{name}")
+        assert status == 200 and headers["Content-Type"].startswith(ctype)
+    status, headers, body = request(url + "/config.json")
+    assert status == 200 and json.loads(body) == {"apiUrl": ""}
+    status, headers, body = request(url + "/", method="HEAD")
+    assert status == 200 and body == b"" and int(headers["Content-Length"]) > 0
+    for path in ("/nope.html", "/../pyproject.toml", "/%2e%2e/pyproject.toml", "/..%2fpyproject.toml"):
+        assert request(url + path)[0] == 404, path
+    assert not seen  # none of these reached the Lambda
+
+
+def test_oversized_and_chunked_requests_are_refused_before_the_lambda(inprocess_front):
+    import http.client
+    url, seen, _ = inprocess_front
+    host, port = url.rsplit("/", 1)[-1].split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    conn.putrequest("POST", "/predict")
+    conn.putheader("Content-Length", str(11 * 1024 * 1024))
+    conn.endheaders()
+    assert conn.getresponse().status == 413
+    conn.close()
+    import socket
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Transfer-Encoding: chunked\r\n\r\nd\r\n{\"text\": \"x\"}\r\n0\r\n\r\n")
+        assert sock.recv(4096).startswith(b"HTTP/1.1 411")
+    assert not seen
+
+
+# --------------------------------------------------------------------------- the process, with the real handler
+
+def test_front_process_with_real_handler_and_fake_endpoint(fake_endpoint, tmp_path):
+    front = Front(fake_endpoint.url, tmp_path / "front.log")
+    try:
+        status, body = post_json(front.url + "/predict", {"text": "a superb film", "explain": True})
+        assert status == 200 and body["label"] == "positive"
+        assert [e["word"] for e in body["explanation"]] == ["a", "superb", "film"]
+        ctype, forwarded = fake_endpoint.bodies[-1]
+        assert ctype == "application/json"
+        assert json.loads(forwarded) == {"text": "a superb film", "explain": True}
+        assert post_json(front.url + "/predict", None, raw=b"not json")[0] == 400
+        status, body = post_json(front.url + "/predict", None, raw=b"{}", headers={"Content-Type": "text/plain"})
+        assert status == 415 and "application/json" in body["error"]
+        fake_endpoint.mode, fake_endpoint.status, fake_endpoint.message = "status", 413, "too many words"
+        assert post_json(front.url + "/predict", {"text": "x"}) == (413, {"error": "too many words"})
+        fake_endpoint.status, fake_endpoint.message = 503, "model not loaded"
+        status, body = post_json(front.url + "/predict", {"text": "x"})
+        assert status == 503 and "not ready" in body["error"]
+        log = (tmp_path / "front.log").read_text()
+        lines = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+        assert [line["status"] for line in lines][-4:] == [400, 415, 413, 503]
+        assert "superb" not in log  # reviews are not logged
+    finally:
+        front.stop()
+
+
+def test_front_port_in_use_is_a_clear_message(fake_endpoint, tmp_path):
+    front = Front(fake_endpoint.url, tmp_path / "front.log")
+    try:
+        proc = subprocess.run([PYTHON, str(REPO / "scripts" / "local_front.py"), "--port", str(front.port),
+                               "--endpoint-url", fake_endpoint.url], capture_output=True, text=True,
+                              timeout=30, env=child_env())
+        assert proc.returncode == 2
+        assert f"port {front.port}" in proc.stderr and "already in use" in proc.stderr
+        assert "Traceback" not in proc.stderr
+    finally:
+        front.stop()
+
+
+# --------------------------------------------------------------------------- the real chain (model.serve)
+
+def test_chain_with_real_serve(local_front):
+    status, body = post_json(local_front.url + "/predict", {"text": POSITIVE_REVIEW, "explain": True})
+    assert status == 200, body
+    assert body["label"] == "positive" and body["score"] >= 0.5
+    words = [e["word"] for e in body["explanation"]]
+    assert "wonderful" in words and "masterpiece" in words
+    weights = {e["word"]: e["weight"] for e in body["explanation"]}
+    assert weights["wonderful"] is not None and weights["wonderful"] > 0
+
+    status, body = post_json(local_front.url + "/predict", {"text": NEGATIVE_REVIEW})
+    assert status == 200 and body["label"] == "negative" and "explanation" not in body
+
+    assert post_json(local_front.url + "/predict", {"text": "   "})[0] == 400
+    status, body = post_json(local_front.url + "/predict", {"text": "x" * 140_000})
+    assert status == 413 and "error" in body
+
+
+def test_runtime_route_through_boto3(serve_endpoint):
+    """The endpoint server's SageMaker-runtime route answers boto3's InvokeEndpoint like SageMaker."""
+    import boto3
+    client = boto3.client("sagemaker-runtime", region_name="us-east-1", endpoint_url=serve_endpoint.url,
+                          aws_access_key_id="local", aws_secret_access_key="local")
+    answer = client.invoke_endpoint(EndpointName="local", ContentType="application/json",
+                                    Accept="application/json",
+                                    Body=json.dumps({"text": NEGATIVE_REVIEW, "explain": True}))
+    data = json.loads(answer["Body"].read())
+    assert data["label"] == "negative" and 0 <= data["score"] < 0.5
+    assert [e["word"] for e in data["explanation"]][:3] == ["a", "terrible", "boring"]
