@@ -201,7 +201,9 @@ def model_package_ready() -> bool:
 
 def train_tiny_model(data: Path, model_dir: Path, log: Path) -> Path:
     cmd = [PYTHON, "-m", "model.train", "--data", str(data), "--model-dir", str(model_dir),
-           "--preset", "tiny", "--quiet", "--no-test"]
+           "--preset", "tiny", "--quiet", "--no-test",
+           # One thread: on a small, busy machine two OpenMP threads made each epoch ~100x slower.
+           "--set", "workers=1"]
     with open(log, "wb") as fh:
         rc = subprocess.run(cmd, cwd=REPO, env=child_env(), stdout=fh, stderr=subprocess.STDOUT,
                             timeout=300).returncode
@@ -248,6 +250,93 @@ class Front:
         stop_group(self.proc)
 
 
+def descendants(pid: int) -> list[int]:
+    """Live (non-zombie) descendants of ``pid``, from /proc."""
+    children: dict[int, list[int]] = {}
+    state: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        children.setdefault(int(fields[1]), []).append(int(entry.name))
+        state[int(entry.name)] = fields[0]
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if state.get(child) != "Z":
+                found.append(child)
+            todo.append(child)
+    return found
+
+
+def alive(pids: list[int]) -> list[int]:
+    left = []
+    for pid in pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        if stat[stat.rindex(")") + 2:].split()[0] != "Z":
+            left.append(pid)
+    return left
+
+
+class LocalMode:
+    """``scripts/local_mode.py`` as a user runs it, with its stdout collected line by line."""
+
+    READY = "Local mode is running."
+
+    def __init__(self, args: list[str], timeout: float = 120.0, wait: bool = True):
+        self.lines: list[str] = []
+        self.ready = threading.Event()
+        self.proc = subprocess.Popen([PYTHON, str(REPO / "scripts" / "local_mode.py"), *args], cwd=REPO,
+                                     env=child_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True, bufsize=1)
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+        self.page_url = self.endpoint_url = None
+        if wait:
+            self.wait_ready(timeout)
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+            words = line.split()
+            if line.strip().startswith("Page") and len(words) > 1:
+                self.page_url = words[1].rstrip("/")
+            if line.strip().startswith("Endpoint") and len(words) > 2:
+                self.endpoint_url = words[2].rsplit("/invocations", 1)[0]
+            if self.READY in line:
+                self.ready.set()
+
+    @property
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+    def wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not self.ready.wait(0.1):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.reader.join(2)
+                self.stop()
+                raise RuntimeError(f"local mode did not come up (code {self.proc.returncode}):\n{self.output}")
+
+    def stop(self, sig: int = signal.SIGINT, timeout: float = 30.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.reader.join(5)
+        return self.proc.returncode
+
+
 # --------------------------------------------------------------------------- fake endpoint
 
 class FakeEndpoint:
@@ -265,10 +354,15 @@ class FakeEndpoint:
         self.delay = 0.0
         self.requests = 0
         self.bodies: list[tuple[str, bytes]] = []
+        self.connections: list[socket.socket] = []
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+
+            def setup(self):
+                super().setup()
+                fake.connections.append(self.connection)
 
             def log_message(self, *args):
                 pass
@@ -330,8 +424,14 @@ class FakeEndpoint:
         self.thread.start()
 
     def close(self) -> None:
+        """Stop listening and cut open keep-alive connections: the endpoint is gone."""
         self.server.shutdown()
         self.server.server_close()
+        for conn in self.connections:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
 
 # --------------------------------------------------------------------------- fixtures
