@@ -258,3 +258,35 @@ def test_runtime_route_through_boto3(serve_endpoint):
     data = json.loads(answer["Body"].read())
     assert data["label"] == "negative" and 0 <= data["score"] < 0.5
     assert [e["word"] for e in data["explanation"]][:3] == ["a", "terrible", "boring"]
+
+
+# --------------------------------------------------------------------------- property-based: any request
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@pytest.fixture
+def front_with_real_handler(fake_endpoint, load_proxy_handler):
+    handler = load_proxy_handler(fake_endpoint.url).handler
+    server = front_mod.make_server("127.0.0.1", 0, REPO / "web", handler, quiet=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=st.one_of(st.binary(max_size=200), st.text(max_size=200).map(str.encode),
+                      st.sampled_from([b'{"text": "\xed\xa0\x80"}', b'{"text": "ok"}', b"\x00" * 10])),
+       ctype=st.sampled_from(["application/json", "text/plain", "application/octet-stream", "image/png",
+                              "application/json; charset=utf-8", "", "x/y; a=\"b\""]),
+       path=st.sampled_from(["/predict", "/predict/", "/api/predict", "/predict?x=%ff", "/api/other"]))
+def test_any_http_request_gets_a_json_answer(front_with_real_handler, body, ctype, path):
+    headers = {"Content-Type": ctype} if ctype else {}
+    status, _, data = request(front_with_real_handler + path, data=body, method="POST", headers=headers)
+    assert status in (200, 400, 404, 413, 415), (status, data)
+    answer = json.loads(data)
+    assert ("error" in answer) if status >= 400 else ("label" in answer)
+    assert request(front_with_real_handler + "/config.json")[0] == 200  # still answering

@@ -250,3 +250,73 @@ def test_default_budget_fits_api_gateway(load_proxy_handler):
     worst = mod.MAX_ATTEMPTS * (mod.CONNECT_TIMEOUT_S + mod.READ_TIMEOUT_S) + 1.0  # + one back-off
     assert worst < 29
     assert mod._CLIENT.meta.config.retries["total_max_attempts"] == mod.MAX_ATTEMPTS
+
+
+# --------------------------------------------------------------------------- property-based: any input
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=50),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=20)
+_bodies = st.one_of(
+    st.none(),
+    st.text(max_size=300),                                            # any unicode, every plane
+    st.binary(max_size=300).map(lambda b: ("b64", b)),                # arbitrary bytes, invalid UTF-8
+    _json_values.map(json.dumps),                                     # JSON of any shape
+    st.fixed_dictionaries({"text": st.text(max_size=200)},
+                          optional={"explain": _json_values}).map(json.dumps),
+    st.sampled_from(["<script>alert(1)</script>", '{"text": "<img src=x onerror=alert(1)>"}',
+                     '{"text": "' + "w" * 100_000 + '"}', '{"text": "' + "w" * 140_000 + '"}',
+                     "[" * 50_000 + "]" * 50_000, " \t\r\n", '{"text": "\\u0000"}']),
+)
+_content_types = st.one_of(st.none(), st.sampled_from(
+    ["application/json", "application/json; charset=utf-8", "APPLICATION/JSON", "text/plain",
+     "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "application/json; charset=ascii",
+     "application/octet-stream", ""]), st.text(max_size=30))
+
+
+class _FakeRuntime:
+    """Stands in for the sagemaker-runtime client: checks what the proxy forwards."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def invoke_endpoint(self, EndpointName, ContentType, Accept, Body):
+        self.calls += 1
+        assert ContentType == "application/json" and len(Body) <= 6 * 1024 * 1024
+        payload = json.loads(Body)
+        assert set(payload) == {"text", "explain"}
+        assert isinstance(payload["text"], str) and payload["text"].strip()
+        assert isinstance(payload["explain"], bool)
+        raw = b'{"label": "positive", "score": 0.75}'
+        return {"Body": StreamingBody(io.BytesIO(raw), len(raw))}
+
+
+@pytest.fixture
+def fuzz_proxy(load_proxy_handler):
+    mod = load_proxy_handler()
+    mod._CLIENT = _FakeRuntime()
+    return mod
+
+
+# The fixture is built once for all examples of the test, on purpose: the module holds no request state.
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=_bodies, content_type=_content_types, method=st.sampled_from(["POST", "POST", "GET", "PUT", "OPTIONS"]))
+def test_any_request_gets_a_json_answer_and_never_a_5xx(fuzz_proxy, body, content_type, method):
+    mod = fuzz_proxy
+    b64 = isinstance(body, tuple)
+    if b64:
+        body = base64.b64encode(body[1]).decode()
+    ev = event(None, content_type=content_type, method=method)
+    ev["body"], ev["isBase64Encoded"] = body, b64
+    result = mod.handler(ev, None)
+    status = result["statusCode"]
+    assert status in (200, 204, 400, 405, 413, 415), (status, result["body"])
+    if status >= 400:
+        assert isinstance(json.loads(result["body"])["error"], str)
+    elif status == 200:
+        assert json.loads(result["body"]) == {"label": "positive", "score": 0.75}
+
