@@ -10,7 +10,8 @@ n(n+1), and the step's input projection is shared by every row. The full review'
 directions are independent and run on two threads where two CPUs are free.
 
 This holds for a one-layer LSTM (either direction count). Deeper LSTMs take the plain batched way,
-with identical occluded sequences (a repeated token removed at either place) scored once.
+with identical occluded sequences (a repeated token removed at either place) scored once. Both ways
+agree with scoring each occluded review on its own to float rounding (tests/test_inference.py).
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .scoring import Scorer
+from .network import LSTMClassifier, pad_batch
 
 # Occluded sequences scored per forward pass on the plain way (bounds memory for long reviews).
 _CHUNK = 64
@@ -48,30 +49,28 @@ def word_tokens(artifact, review: str) -> tuple[list[str], list[int | None], lis
     return words, positions, artifact.vocab.encode(kept, limit)
 
 
-def explain(artifact, scorer: Scorer, review: str, digits: int = 6) -> tuple[float, list[dict[str, Any]]]:
+def explain(artifact, review: str, digits: int = 6) -> tuple[float, list[dict[str, Any]]]:
     """(score, [{"word": w, "weight": float | None}, ...]) for one review."""
     words, positions, ids = word_tokens(artifact, review)
-    full, without = occlusion_probabilities(scorer, ids)
+    full, without = occlusion_probabilities(artifact.model, ids)
     entries = [{"word": w, "weight": None if p is None else round(full - without[p], digits)}
                for w, p in zip(words, positions)]
     return full, entries
 
 
 @torch.inference_mode()
-def occlusion_probabilities(scorer: Scorer, ids: list[int]) -> tuple[float, list[float]]:
+def occlusion_probabilities(model: LSTMClassifier, ids: list[int]) -> tuple[float, list[float]]:
     """P(positive) for ``ids`` and for ``ids`` without each token in turn."""
     n = len(ids)
-    lstm = scorer.model.lstm
-    if n < 2 or lstm.num_layers != 1 or not scorer.split:
-        return _plain(scorer, ids)
-    model = scorer.model
+    if n < 2 or len(model.forward_layers) != 1:
+        return _plain(model, ids)
     x = model.embedding(torch.tensor(ids, dtype=torch.long))
-    fwd = scorer.directions[0]
-    if len(scorer.directions) == 1:
+    fwd = model.forward_layers[0]
+    if not model.backward_layers:
         full_h, finals = _occluded_finals(fwd, x)
         features = torch.cat([full_h[None], finals])
     else:
-        bwd = scorer.directions[1]
+        bwd = model.backward_layers[0]
         pending = _submit(_occluded_finals, bwd, x.flip(0))
         full_f, finals_f = _occluded_finals(fwd, x)
         full_b, finals_b = pending.result() if isinstance(pending, Future) else pending
@@ -82,7 +81,7 @@ def occlusion_probabilities(scorer: Scorer, ids: list[int]) -> tuple[float, list
     return probs[0], probs[1:]
 
 
-def _plain(scorer: Scorer, ids: list[int]) -> tuple[float, list[float]]:
+def _plain(model: LSTMClassifier, ids: list[int]) -> tuple[float, list[float]]:
     n = len(ids)
     # removing ids[i] == ids[i-1] gives the same sequence as removing ids[i-1]
     source = [i if i == 0 or ids[i] != ids[i - 1] else -1 for i in range(n)]
@@ -93,7 +92,7 @@ def _plain(scorer: Scorer, ids: list[int]) -> tuple[float, list[float]]:
     seqs = [ids] + [ids[:i] + ids[i + 1:] for i in unique]
     probs: list[float] = []
     for start in range(0, len(seqs), _CHUNK):
-        probs += scorer.probabilities(seqs[start:start + _CHUNK])
+        probs += torch.sigmoid(model(*pad_batch(seqs[start:start + _CHUNK]))).tolist()
     by_source = dict(zip(unique, probs[1:]))
     return probs[0], [by_source[source[i]] for i in range(n)]
 

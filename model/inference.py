@@ -61,23 +61,15 @@ class Request:
     explain: bool = False
 
 
-@dataclass
-class LoadedModel:
-    """What ``model_fn`` returns: the artifact and the scorer built on its network."""
-
-    artifact: Any  # model.artifact.Artifact
-    scorer: Any    # model.scoring.Scorer
-
-
 # --------------------------------------------------------------------------- model_fn
 
-def model_fn(model_dir: str) -> LoadedModel:
-    """Load the model directory written by ``train`` (raises ``ArtifactError`` with the reason)."""
-    from .artifact import load
-    from .scoring import Scorer
+def model_fn(model_dir: str):
+    """The ``Artifact`` in the model directory written by ``train`` (its network in eval mode).
 
-    artifact = load(model_dir)
-    return LoadedModel(artifact=artifact, scorer=Scorer(artifact.model))
+    Raises ``model.artifact.ArtifactError`` saying which file is missing or corrupt."""
+    from .artifact import load
+
+    return load(model_dir)
 
 
 # --------------------------------------------------------------------------- input_fn
@@ -191,26 +183,25 @@ def _parse_json(text: str) -> Request:
 
 # --------------------------------------------------------------------------- predict_fn
 
-def predict_fn(input_data: Request, model: LoadedModel) -> dict[str, Any]:
-    """The answer for one parsed request, ready for JSON."""
+def predict_fn(input_data: Request, model) -> dict[str, Any]:
+    """The answer for one parsed request, ready for JSON (``model``: what ``model_fn`` returned)."""
     return predict_many([input_data], model)[0]
 
 
-def predict_many(requests: list[Request], model: LoadedModel) -> list[dict[str, Any]]:
-    """Answers for several parsed requests; every plain review of all of them in one forward pass."""
+def predict_many(requests: list[Request], model) -> list[dict[str, Any]]:
+    """Answers for several parsed requests: their plain reviews all go through one forward pass."""
     import torch
 
-    artifact, scorer = model.artifact, model.scorer
     with torch.inference_mode():
         plain = [text for r in requests if not r.explain for text in r.texts]
-        scores = iter(scorer.probabilities([artifact.encode(t) for t in plain]) if plain else [])
+        scores = iter(probabilities(model.model, [model.encode(t) for t in plain]) if plain else [])
         answers = []
         for r in requests:
             if r.explain:
                 from .explain import explain
                 results = []
                 for text in r.texts:
-                    score, entries = explain(artifact, scorer, text, _DIGITS)
+                    score, entries = explain(model, text, _DIGITS)
                     result = _label(score)
                     result["explanation"] = entries
                     results.append(result)
@@ -218,6 +209,31 @@ def predict_many(requests: list[Request], model: LoadedModel) -> list[dict[str, 
                 results = [_label(next(scores)) for _ in r.texts]
             answers.append({"predictions": results} if r.batch else results[0])
     return answers
+
+
+def probabilities(network, sequences: list[list[int]]) -> list[float]:
+    """P(positive) per id list. A batch is padded to its longest review, so reviews of very
+    different lengths go in separate passes (similar lengths: within 1.5x of the group's shortest)."""
+    import torch
+
+    from .network import pad_batch
+
+    if not sequences:
+        return []
+    out = [0.0] * len(sequences)
+    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
+    groups: list[list[int]] = []
+    for i in order:
+        if groups and len(sequences[i]) <= 1.5 * max(1, len(sequences[groups[-1][0]])):
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    with torch.inference_mode():
+        for group in groups:
+            probs = torch.sigmoid(network(*pad_batch([sequences[i] for i in group]))).tolist()
+            for i, p in zip(group, probs):
+                out[i] = p
+    return out
 
 
 def _label(probability: float) -> dict[str, Any]:
