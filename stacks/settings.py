@@ -1,0 +1,284 @@
+"""One typed, validated settings object, read from CDK context (``cdk.json`` or ``-c key=value``).
+
+Every key, its type, default and allowed values live here and nowhere else; ``docs/deploy.md`` has the
+table for users. A bad value fails synth with a ``SettingsError`` that names the key, what it got and
+what it accepts, before a single construct is created.
+
+Values from ``cdk.json`` arrive typed (``true``, ``3072``, ``{...}``); values from ``-c key=value`` arrive
+as strings (``"true"``, ``"3072"``, ``'{"epochs": "3"}'``). Both are accepted.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# CloudFormation waits at most one hour for a custom resource (ServiceTimeout 1..3600 s).
+CFN_CUSTOM_RESOURCE_LIMIT_MINUTES = 60
+# The Provider framework's total timeout stays this far under CloudFormation's limit, so the framework
+# (not CloudFormation) reports a timeout, with a message, and the rollback stops the job.
+PROVIDER_SLACK_MINUTES = 2
+# Time a training job spends outside MaxRuntime/MaxWait: instance start, image pull, data download,
+# model upload. The provider's total timeout covers the job's budget plus this.
+TRAINING_STARTUP_MARGIN_MINUTES = 10
+
+ENDPOINT_MODES = ("serverless", "provisioned")
+# SageMaker Serverless Inference: MemorySizeInMB is one of these; MaxConcurrency is 1..200.
+SERVERLESS_MEMORY_MB = (1024, 2048, 3072, 4096, 5120, 6144)
+SERVERLESS_MAX_CONCURRENCY = (1, 200)
+# aws_logs.RetentionDays values (CloudWatch Logs accepts only these).
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192,
+                      2557, 2922, 3288, 3653)
+
+DATA_COMMANDS = "`make data` (or `python -m model.download`)"
+_GITHUB_REPO = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}$")
+_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")  # SageMaker endpoint / job name pattern
+_QUALIFIER = re.compile(r"^[a-z0-9_-]{1,10}$")
+_ML_INSTANCE = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
+_ARN_OIDC = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:oidc-provider/token\.actions\.githubusercontent\.com$")
+
+
+class SettingsError(ValueError):
+    """A context value is missing or not allowed; the message names the key and what it accepts."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    # naming
+    stack_prefix: str = "ImdbSentiment"
+    endpoint_name: str = "imdb-sentiment"
+    # data
+    data_archive: Path = REPO_ROOT / "data" / "aclImdb_v1.tar.gz"
+    retain_data: bool = False
+    # training
+    hyperparameters: Mapping[str, str] = field(default_factory=dict)
+    training_instance_type: str = "ml.m5.xlarge"
+    training_volume_gb: int = 30
+    training_max_runtime_minutes: int = 40
+    spot_training: bool = False
+    training_max_wait_minutes: int = 45
+    # endpoint
+    endpoint_mode: str = "serverless"
+    serverless_memory_mb: int = 3072
+    serverless_max_concurrency: int = 5
+    instance_type: str = "ml.m5.large"
+    instance_count: int = 1
+    max_instance_count: int = 2
+    target_invocations_per_instance: int = 200
+    model_server_workers: int = 1
+    latency_alarm_ms: int = 2000
+    # API
+    api_rate_limit: int = 10
+    api_burst_limit: int = 20
+    api_cloudwatch_role: bool = True
+    xray_tracing: bool = False
+    # hygiene
+    log_retention_days: int = 30
+    # CI
+    github_repo: str | None = None
+    github_oidc_provider_arn: str | None = None
+    bootstrap_qualifier: str = "hnb659fds"
+
+    # --- derived values
+    @property
+    def training_budget_minutes(self) -> int:
+        """What the job may take by its own stopping condition (MaxWait covers MaxRuntime with spot)."""
+        return self.training_max_wait_minutes if self.spot_training else self.training_max_runtime_minutes
+
+    @property
+    def provider_total_timeout_minutes(self) -> int:
+        return self.training_budget_minutes + TRAINING_STARTUP_MARGIN_MINUTES
+
+    @property
+    def resource_prefix(self) -> str:
+        """``stackPrefix`` for names that must be lower case (S3 buckets)."""
+        return self.stack_prefix.lower()
+
+    # --- reading
+    @classmethod
+    def from_context(cls, get: Callable[[str], Any] | Mapping[str, Any]) -> "Settings":
+        """Read every key through ``get(key)`` (``node.try_get_context``) or from a mapping."""
+        lookup = get.get if isinstance(get, Mapping) else get
+        r = _Reader(lookup)
+        d = cls()
+        s = cls(
+            stack_prefix=r.name("stackPrefix", d.stack_prefix, re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,23}$"),
+                                "letters, digits and '-', starting with a letter, at most 24 characters "
+                                "(it also names the data bucket)"),
+            endpoint_name=r.name("endpointName", d.endpoint_name, _NAME,
+                                 "letters, digits and '-', at most 63 characters (SageMaker's rule)"),
+            data_archive=r.path("dataArchive", d.data_archive),
+            retain_data=r.boolean("retainData", d.retain_data),
+            hyperparameters=r.hyperparameters("hyperparameters"),
+            training_instance_type=r.name("trainingInstanceType", d.training_instance_type, _ML_INSTANCE,
+                                          "a SageMaker instance type such as ml.m5.xlarge"),
+            training_volume_gb=r.integer("trainingVolumeGb", d.training_volume_gb, 1, 16384),
+            training_max_runtime_minutes=r.integer("trainingMaxRuntimeMinutes", d.training_max_runtime_minutes,
+                                                   1, 24 * 60),
+            spot_training=r.boolean("spotTraining", d.spot_training),
+            training_max_wait_minutes=r.integer("trainingMaxWaitMinutes", d.training_max_wait_minutes, 1,
+                                                24 * 60),
+            endpoint_mode=r.choice("endpointMode", d.endpoint_mode, ENDPOINT_MODES),
+            serverless_memory_mb=r.choice_int("serverlessMemoryMb", d.serverless_memory_mb, SERVERLESS_MEMORY_MB),
+            serverless_max_concurrency=r.integer("serverlessMaxConcurrency", d.serverless_max_concurrency,
+                                                 *SERVERLESS_MAX_CONCURRENCY),
+            instance_type=r.name("instanceType", d.instance_type, _ML_INSTANCE,
+                                 "a SageMaker instance type such as ml.m5.large"),
+            instance_count=r.integer("instanceCount", d.instance_count, 1, 100),
+            max_instance_count=r.integer("maxInstanceCount", d.max_instance_count, 1, 100),
+            target_invocations_per_instance=r.integer("targetInvocationsPerInstance",
+                                                      d.target_invocations_per_instance, 1, 1_000_000),
+            model_server_workers=r.integer("modelServerWorkers", d.model_server_workers, 1, 64),
+            latency_alarm_ms=r.integer("latencyAlarmMs", d.latency_alarm_ms, 1, 60_000),
+            api_rate_limit=r.integer("apiRateLimit", d.api_rate_limit, 1, 10_000),
+            api_burst_limit=r.integer("apiBurstLimit", d.api_burst_limit, 1, 5_000),
+            api_cloudwatch_role=r.boolean("apiCloudWatchRole", d.api_cloudwatch_role),
+            xray_tracing=r.boolean("xrayTracing", d.xray_tracing),
+            log_retention_days=r.choice_int("logRetentionDays", d.log_retention_days, LOG_RETENTION_DAYS),
+            github_repo=r.optional_name("githubRepo", _GITHUB_REPO, "'owner/name' of the GitHub repository"),
+            github_oidc_provider_arn=r.optional_name(
+                "githubOidcProviderArn", _ARN_OIDC,
+                "the ARN of an existing token.actions.githubusercontent.com OIDC provider"),
+            bootstrap_qualifier=r.name("@aws-cdk/core:bootstrapQualifier", d.bootstrap_qualifier, _QUALIFIER,
+                                       "the `cdk bootstrap --qualifier` value: 1-10 of a-z, 0-9, '_' or '-'"),
+        )
+        s._check_relations()
+        return s
+
+    def _check_relations(self) -> None:
+        if self.spot_training and self.training_max_wait_minutes < self.training_max_runtime_minutes:
+            raise SettingsError(
+                f"context 'trainingMaxWaitMinutes' ({self.training_max_wait_minutes}) must be >= "
+                f"'trainingMaxRuntimeMinutes' ({self.training_max_runtime_minutes}) with spotTraining "
+                "(SageMaker's MaxWaitTimeInSeconds covers the run time)")
+        limit = CFN_CUSTOM_RESOURCE_LIMIT_MINUTES - PROVIDER_SLACK_MINUTES
+        if self.provider_total_timeout_minutes > limit:
+            key = "trainingMaxWaitMinutes" if self.spot_training else "trainingMaxRuntimeMinutes"
+            raise SettingsError(
+                f"context '{key}' ({self.training_budget_minutes}) is too long: CloudFormation waits at most "
+                f"{CFN_CUSTOM_RESOURCE_LIMIT_MINUTES} minutes for the training-job resource, and the job needs "
+                f"{TRAINING_STARTUP_MARGIN_MINUTES} more minutes to start and upload its model, so the allowed "
+                f"values are 1..{limit - TRAINING_STARTUP_MARGIN_MINUTES}")
+        if self.endpoint_mode == "provisioned" and self.max_instance_count < self.instance_count:
+            raise SettingsError(
+                f"context 'maxInstanceCount' ({self.max_instance_count}) must be >= 'instanceCount' "
+                f"({self.instance_count})")
+        if self.api_burst_limit < self.api_rate_limit:
+            raise SettingsError(
+                f"context 'apiBurstLimit' ({self.api_burst_limit}) must be >= 'apiRateLimit' ({self.api_rate_limit})")
+
+    def require_data_archive(self) -> Path:
+        """The archive to upload; a missing file fails synth with the command that makes it."""
+        if not self.data_archive.is_file():
+            raise SettingsError(
+                f"context 'dataArchive': the IMDB archive {self.data_archive} does not exist. Run "
+                f"{DATA_COMMANDS} to fetch it, or point the key at an aclImdb tar.gz, e.g. "
+                "-c dataArchive=../shared/data/aclImdb_v1_labeled.tar.gz")
+        return self.data_archive
+
+
+class _Reader:
+    def __init__(self, lookup: Callable[[str], Any]):
+        self._lookup = lookup
+
+    def _get(self, key: str) -> Any:
+        value = self._lookup(key)
+        return None if value is None or value == "" else value
+
+    def integer(self, key: str, default: int, low: int, high: int) -> int:
+        raw = self._get(key)
+        if raw is None:
+            return default
+        if isinstance(raw, bool) or not isinstance(raw, (int, str)) or not re.fullmatch(r"[-+]?\d+", str(raw).strip()):
+            raise SettingsError(f"context '{key}' must be a whole number in {low}..{high} (got {raw!r})")
+        value = int(str(raw).strip())
+        if not low <= value <= high:
+            raise SettingsError(f"context '{key}' must be in {low}..{high} (got {value})")
+        return value
+
+    def choice_int(self, key: str, default: int, allowed: tuple[int, ...]) -> int:
+        raw = self._get(key)
+        if raw is None:
+            return default
+        text = str(raw).strip()
+        if isinstance(raw, bool) or not text.isdigit() or int(text) not in allowed:
+            raise SettingsError(
+                f"context '{key}' must be one of {', '.join(map(str, allowed))} (got {raw!r})")
+        return int(text)
+
+    def choice(self, key: str, default: str, allowed: tuple[str, ...]) -> str:
+        raw = self._get(key)
+        if raw is None:
+            return default
+        if raw not in allowed:
+            raise SettingsError(f"context '{key}' must be one of {', '.join(allowed)} (got {raw!r})")
+        return raw
+
+    def boolean(self, key: str, default: bool) -> bool:
+        raw = self._get(key)
+        if raw is None:
+            return default
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in ("true", "1", "yes"):
+            return True
+        if text in ("false", "0", "no"):
+            return False
+        raise SettingsError(f"context '{key}' must be true or false (got {raw!r})")
+
+    def name(self, key: str, default: str, pattern: re.Pattern[str], what: str) -> str:
+        raw = self._get(key)
+        if raw is None:
+            return default
+        if not isinstance(raw, str) or not pattern.fullmatch(raw):
+            raise SettingsError(f"context '{key}' must be {what} (got {raw!r})")
+        return raw
+
+    def optional_name(self, key: str, pattern: re.Pattern[str], what: str) -> str | None:
+        raw = self._get(key)
+        return None if raw is None else self.name(key, "", pattern, what)
+
+    def path(self, key: str, default: Path) -> Path:
+        raw = self._get(key)
+        if raw is None:
+            return default
+        if not isinstance(raw, str):
+            raise SettingsError(f"context '{key}' must be a file path (got {raw!r})")
+        path = Path(raw).expanduser()
+        return path if path.is_absolute() else (REPO_ROOT / path).resolve()
+
+    def hyperparameters(self, key: str) -> dict[str, str]:
+        """A dict of hyperparameters merged over the package's defaults; values become strings."""
+        raw = self._get(key)
+        if raw is None:
+            return {}
+        if isinstance(raw, str):
+            try:
+                raw = json.loads(raw)
+            except json.JSONDecodeError as exc:
+                raise SettingsError(f"context '{key}' must be a JSON object such as "
+                                    f"'{{\"epochs\": \"3\"}}' ({exc})") from None
+        if not isinstance(raw, dict):
+            raise SettingsError(f"context '{key}' must be an object of name -> value (got {raw!r})")
+        if len(raw) > 100:
+            raise SettingsError(f"context '{key}' has {len(raw)} entries; SageMaker allows at most 100")
+        out: dict[str, str] = {}
+        for name, value in raw.items():
+            if not isinstance(name, str) or not 0 < len(name) <= 256:
+                raise SettingsError(f"context '{key}': names must be 1-256 characters (got {name!r})")
+            if isinstance(value, bool):
+                text = "true" if value else "false"
+            elif isinstance(value, (int, float, str)):
+                text = str(value)
+            else:
+                raise SettingsError(
+                    f"context '{key}': value of {name!r} must be a string, number or boolean (got {value!r})")
+            if len(text) > 2500:
+                raise SettingsError(f"context '{key}': value of {name!r} is longer than SageMaker's 2500 characters")
+            out[name] = text
+        return dict(sorted(out.items()))
