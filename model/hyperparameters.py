@@ -29,6 +29,8 @@ class Hyperparameters:
     num_layers: int = 1
     bidirectional: bool = True
     dropout: float = 0.4
+    # "last": the state after the last real token (the original); "last+max": plus max-pooling
+    pooling: str = "last"
     # optimisation
     epochs: int = 6
     batch_size: int = 64
@@ -50,6 +52,7 @@ class Hyperparameters:
                      "batch_size"):
             need(getattr(self, name) >= 1, name, "must be a positive integer")
         need(self.vocab_size >= 3, "vocab_size", "must be at least 3 (padding, unknown, one word)")
+        need(self.pooling in ("last", "last+max"), "pooling", "must be one of last, last+max")
         need(0.0 <= self.dropout < 1.0, "dropout", "must be in [0, 1)")
         need(self.learning_rate > 0, "learning_rate", "must be positive")
         need(self.weight_decay >= 0, "weight_decay", "must be >= 0")

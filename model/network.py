@@ -22,6 +22,9 @@ from .hyperparameters import Hyperparameters
 from .vocab import PAD
 
 
+POOLINGS = ("last", "last+max")
+
+
 def reverse_padded(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """Reverse the first ``lengths[i]`` steps of each row of ``x`` [batch, time, ...]; keep the rest."""
     steps = torch.arange(x.shape[1], device=x.device)
@@ -34,8 +37,11 @@ def reverse_padded(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
 
 class LSTMClassifier(nn.Module):
     def __init__(self, vocab_size: int, embedding_dim: int, hidden_dim: int, num_layers: int = 1,
-                 bidirectional: bool = False, dropout: float = 0.0):
+                 bidirectional: bool = False, dropout: float = 0.0, pooling: str = "last"):
         super().__init__()
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}; got {pooling!r}")
+        self.pooling = pooling
         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=PAD)
         self.directions = 2 if bidirectional else 1
         self.forward_layers = nn.ModuleList()
@@ -47,12 +53,13 @@ class LSTMClassifier(nn.Module):
                 self.backward_layers.append(nn.LSTM(width, hidden_dim, batch_first=True))
             width = hidden_dim * self.directions
         self.dropout = nn.Dropout(dropout)
-        self.dense = nn.Linear(hidden_dim * self.directions, 1)
+        features = hidden_dim * self.directions * (2 if pooling == "last+max" else 1)
+        self.dense = nn.Linear(features, 1)
 
     @classmethod
     def from_hyperparameters(cls, hp: Hyperparameters, vocab_size: int) -> "LSTMClassifier":
         return cls(vocab_size, hp.embedding_dim, hp.hidden_dim, hp.num_layers, hp.bidirectional,
-                   hp.dropout)
+                   hp.dropout, hp.pooling)
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Logits of shape [batch] for padded ``ids`` [batch, time] and ``lengths`` [batch] (>= 1)."""
@@ -67,7 +74,13 @@ class LSTMClassifier(nn.Module):
                 out_b, _ = self.backward_layers[depth](reverse_padded(x, lengths))
                 finals.append(out_b[rows, last])
                 outs.append(reverse_padded(out_b, lengths))  # back to reading order for the next layer
-            x = self.dropout(torch.cat(outs, dim=-1)) if depth + 1 < len(self.forward_layers) else None
+            x = torch.cat(outs, dim=-1)
+            if depth + 1 < len(self.forward_layers):
+                x = self.dropout(x)
+        if self.pooling == "last+max":
+            # Also the strongest activation anywhere in the review (padding masked out).
+            real = torch.arange(ids.shape[1], device=ids.device) < lengths.to(ids.device).unsqueeze(1)
+            finals.append(x.masked_fill(~real.unsqueeze(-1), float("-inf")).amax(dim=1))
         return self.dense(self.dropout(torch.cat(finals, dim=-1))).squeeze(-1)
 
     @torch.inference_mode()

@@ -55,7 +55,7 @@ def nltk_english_stopwords() -> list[str]:
 
 def html_to_text(review: str) -> str:
     """BeautifulSoup(review, "html.parser").get_text(), skipping the parser when it cannot matter."""
-    if "&" not in review:
+    if "&" not in review and not review.isspace():  # the parser collapses whitespace-only text
         if "<" not in review:
             return review
         # The corpus' only markup is "<br />"; the parser drops it and keeps the text around it.

@@ -46,6 +46,16 @@ class JobPaths:
         )
 
 
+def tune_threads() -> None:
+    """Let torch's OpenMP threads sleep at barriers instead of spinning.
+
+    Must run before torch is imported. Measured here on 2 busy cores, spinning threads made a
+    training step 3.5x slower than sleeping ones (other processes held the core a spinner waited
+    on). An explicit OMP_WAIT_POLICY in the environment wins.
+    """
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
 def tune_malloc() -> None:
     """Keep glibc from handing the LSTM's large buffers back to the OS after every batch.
 
@@ -107,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     paths = JobPaths.from_environment()
     # A laptop run has no /opt/ml; only write the failure file where a job would look for it.
     in_job = "SAGEMAKER_BASE_DIR" in os.environ or paths.base.is_dir()
+    tune_threads()
     try:
         tune_malloc()
         hp = resolve_hyperparameters(args, paths)

@@ -1,0 +1,117 @@
+"""Preprocessing: parity with the original pipeline, HTML handling, the negation variant, speed path."""
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+os.environ.setdefault("NLTK_DATA", str(REPO.parent / "shared" / "nltk_data"))
+
+from model.preprocess import (  # noqa: E402
+    Preprocessor, StopwordsMissing, html_to_text, nltk_english_stopwords, original_review_to_words,
+    review_words,
+)
+
+SHARED_ARCHIVE = REPO.parent / "shared" / "data" / "aclImdb_v1_labeled.tar.gz"
+
+SAMPLES = [
+    "This movie was <b>great</b>!<br /><br />I didn't like the ending, though.",
+    "I loved it &amp; my kids loved it too. 10/10",
+    "Not good. Not bad. <i>Meh</i>",
+    "He said: \"I <em>won't</em> watch this again\" -- and he didn't.<br />",
+    "Caf\u00e9 d\u00e9j\u00e0 vu, na\u00efve \u00fcber STRANGE   spacing\tand\nnewlines",
+    "a < b and c > d, 3<4 but <br/> and <BR> differ from <br />",
+    "<p>Paragraph</p><script>alert('x')</script>&lt;tag&gt; &#39;quoted&#39;",
+    "",
+    "   ",
+    "the a an of and",  # only stopwords
+    "Running runners ran; generously generous generalizations",
+]
+
+
+@pytest.fixture(scope="module")
+def original():
+    return Preprocessor.create("original")
+
+
+@pytest.fixture(scope="module")
+def negation():
+    return Preprocessor.create("negation")
+
+
+@pytest.mark.parametrize("review", SAMPLES)
+def test_original_mode_gives_the_original_tokens(original, review):
+    assert original.tokens(review) == original_review_to_words(review)
+
+
+@pytest.mark.parametrize("review", SAMPLES)
+def test_html_fast_path_matches_beautifulsoup(review):
+    from bs4 import BeautifulSoup
+    assert html_to_text(review) == BeautifulSoup(review, "html.parser").get_text()
+
+
+@pytest.mark.skipif(not SHARED_ARCHIVE.is_file(), reason="shared IMDB copy not present")
+def test_parity_on_real_reviews(original):
+    from model.data import load
+    ds = load(SHARED_ARCHIVE, splits=("test",))
+    rng = random.Random(1)
+    sample = rng.sample(ds.test, 20)
+    for r in sample:
+        assert original.tokens(r.text) == original_review_to_words(r.text), r.id
+
+
+def test_html_is_stripped_and_words_lowercased():
+    assert review_words("A <b>Bold</b> claim<br />Next") == ["a", "bold", "claimnext"]
+    assert review_words("Tom &amp; Jerry") == ["tom", "jerry"]
+
+
+def test_negation_mode_keeps_negations(original, negation):
+    review = "I didn't like it. It was not good, no fun, nor clever."
+    assert "not" not in original.tokens(review)
+    tokens = negation.tokens(review)
+    assert tokens.count("not") == 4  # didn(t), not, no, nor
+    assert tokens[:2] == ["not", "like"]
+    # everything that is not a negation is treated exactly as in the original mode
+    assert [t for t in tokens if t != "not"] == original.tokens(review)
+
+
+def test_token_of_single_words(negation, original):
+    assert original.token("the") is None
+    assert original.token("running") == "run"
+    assert negation.token("don") == "not"
+    assert negation.token("t") is None
+
+
+def test_zero_token_review(original):
+    assert original.tokens("the and of <br />") == []
+
+
+def test_unknown_mode_is_refused():
+    with pytest.raises(ValueError, match="original, negation"):
+        Preprocessor.create("stemless", stopwords=[])
+
+
+def test_stored_stopwords_need_no_nltk_data(monkeypatch, original):
+    monkeypatch.setenv("NLTK_DATA", "/nonexistent")
+    p = Preprocessor.create("original", stopwords=sorted(original.stopwords))
+    assert p.tokens("This is the best film") == ["best", "film"]
+
+
+def test_missing_stopwords_corpus_gives_an_actionable_error(tmp_path):
+    import subprocess
+    import sys
+    env = {**os.environ, "NLTK_DATA": str(tmp_path), "HOME": str(tmp_path)}
+    proc = subprocess.run([sys.executable, "-c", "from model.preprocess import Preprocessor; "
+                           "Preprocessor.create('original')"], env=env, cwd=REPO,
+                          capture_output=True, text=True, timeout=60)
+    if proc.returncode == 0:
+        pytest.skip("NLTK's stopwords are installed system-wide on this machine")
+    assert "StopwordsMissing" in proc.stderr and "NLTK_DATA" in proc.stderr
+
+
+def test_many_reviews_over_processes_match_single_process(original):
+    reviews = [SAMPLES[i % len(SAMPLES)] + f" review number {i}" for i in range(2500)]
+    assert original.tokens_many(reviews, workers=2) == [original.tokens(r) for r in reviews]
