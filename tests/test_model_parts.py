@@ -74,15 +74,14 @@ def test_presets_are_valid_and_unknown_preset_refused():
 @pytest.mark.parametrize("bidirectional", [False, True])
 def test_output_is_read_at_the_last_real_token_not_padding(bidirectional, pooling):
     torch.manual_seed(0)
-    if True:
-        model = LSTMClassifier(50, 8, 6, num_layers=2, bidirectional=bidirectional, pooling=pooling).eval()
-        ids, lengths = pad_batch([[3, 4, 5, 6, 7], [8, 9], [10, 11, 12]])
-        padded_more = torch.cat([ids, torch.zeros(3, 7, dtype=torch.long)], dim=1)
-        alone = torch.stack([model(torch.tensor([s]), torch.tensor([len(s)]))[0]
-                             for s in ([3, 4, 5, 6, 7], [8, 9], [10, 11, 12])])
-        assert model(ids, lengths).shape == (3,)
-        torch.testing.assert_close(model(ids, lengths), model(padded_more, lengths))
-        torch.testing.assert_close(model(ids, lengths), alone)
+    model = LSTMClassifier(50, 8, 6, num_layers=2, bidirectional=bidirectional, pooling=pooling).eval()
+    ids, lengths = pad_batch([[3, 4, 5, 6, 7], [8, 9], [10, 11, 12]])
+    padded_more = torch.cat([ids, torch.zeros(3, 7, dtype=torch.long)], dim=1)
+    alone = torch.stack([model(torch.tensor([s]), torch.tensor([len(s)]))[0]
+                         for s in ([3, 4, 5, 6, 7], [8, 9], [10, 11, 12])])
+    assert model(ids, lengths).shape == (3,)
+    torch.testing.assert_close(model(ids, lengths), model(padded_more, lengths))
+    torch.testing.assert_close(model(ids, lengths), alone)
 
 
 def test_bidirectional_matches_a_packed_bidirectional_lstm():
