@@ -1,8 +1,19 @@
 """Classification metrics and the plots stored beside a model."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Sequence
+
+# The metrics the training log prints as ``name=value`` (see ``metric_line``); SageMaker metric
+# definitions (the CDK training job, scripts/sagemaker_job.py) scrape exactly these.
+LOGGED_METRICS = ("train:loss", "validation:loss", "validation:accuracy", "validation:f1",
+                  "test:accuracy", "test:precision", "test:recall", "test:f1")
+_NUMBER = r"([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
+
+
+def metric_definitions() -> list[dict[str, str]]:
+    return [{"Name": name, "Regex": rf"\b{re.escape(name)}={_NUMBER}"} for name in LOGGED_METRICS]
 
 
 def binary_metrics(labels: Sequence[int], probs: Sequence[float], threshold: float = 0.5) -> dict:
