@@ -381,9 +381,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"local_front: {args.web_dir}/index.html not found", file=sys.stderr)
         return 2
     configure_environment(args.endpoint_url, args.endpoint_name)
-    handler = load_handler(args.handler)
     try:
-        server = make_server(args.host, args.port, args.web_dir, handler, quiet=args.quiet)
+        server = make_server(args.host, args.port, args.web_dir, None, quiet=args.quiet)
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             print(f"local_front: port {args.port} on {args.host} is already in use (another local mode "
@@ -392,6 +391,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"local_front: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}",
                   file=sys.stderr)
         return 2
+
+    # Bound first, so a busy port is reported at once; the handler (boto3) loads before serving.
+    server.lambda_handler = load_handler(args.handler)
 
     def stop(signum, _frame):
         raise KeyboardInterrupt

@@ -226,9 +226,11 @@ class Child:
         return _group_alive(self.pgid)
 
 
-def wait_ready(child: Child, url: str, timeout: float, what: str) -> None:
+def wait_ready(child: Child, url: str, timeout: float, what: str, unhealthy_grace: float = 10.0) -> None:
+    """Poll ``url`` until 200; give up early when the child exits or keeps answering 503."""
     deadline = time.monotonic() + timeout
     last: object = None
+    unhealthy_since = None
     while time.monotonic() < deadline:
         if not child.running():
             raise LocalModeError(f"{what} exited (code {child.proc.returncode}) while starting; its log "
@@ -239,7 +241,17 @@ def wait_ready(child: Child, url: str, timeout: float, what: str) -> None:
                     return
                 last = r.status
         except urllib.error.HTTPError as exc:
-            last = f"HTTP {exc.code}"
+            detail = ""
+            try:
+                detail = json.loads(exc.read() or b"{}").get("error", "")
+            except (ValueError, AttributeError, OSError):
+                pass
+            last = f"HTTP {exc.code}" + (f": {detail}" if detail else "")
+            if exc.code == 503:  # up, but cannot load the model: no point waiting for minutes
+                unhealthy_since = unhealthy_since or time.monotonic()
+                if time.monotonic() - unhealthy_since > unhealthy_grace:
+                    raise LocalModeError(f"{what} is up but not healthy ({last}). Retrain with --retrain "
+                                         f"if the model is damaged; its log: {child.log}")
         except OSError as exc:
             last = exc
         time.sleep(0.2)

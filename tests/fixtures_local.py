@@ -5,7 +5,9 @@ costs nothing until a test asks for it.
 
 * ``tiny_imdb_tgz``   a small aclImdb-layout archive of synthetic, clearly positive/negative reviews
 * ``tiny_model_dir``  a model trained on it with ``python -m model.train --preset tiny`` (seconds)
-* ``serve_endpoint``  ``python -m model.serve`` on a free loopback port with that model
+* ``local_mode``      ``scripts/local_mode.py`` (the README's first command) with that model on free ports:
+                      ``.page_url`` (page + API through the real Lambda handler), ``.endpoint_url``
+* ``serve_endpoint``  ``python -m model.serve`` alone on a free loopback port with that model
 * ``local_front``     ``scripts/local_front.py`` in front of ``serve_endpoint`` (the real Lambda handler)
 * ``load_proxy_handler`` (function) loads ``lambda/proxy/handler.py`` fresh under a given environment
 * ``FakeEndpoint``    a stdlib stand-in for the endpoint with scripted answers, for fault tests
@@ -74,7 +76,10 @@ def wait_http(url: str, timeout: float = 60.0, proc: subprocess.Popen | None = N
     """Poll ``url`` until it answers ``status``; fail early if ``proc`` exits."""
     deadline = time.monotonic() + timeout
     last = None
+    unhealthy_since = None
     while time.monotonic() < deadline:
+        if unhealthy_since and time.monotonic() - unhealthy_since > 10:
+            break  # up but answering 503 (e.g. the model cannot be loaded): fail now, not in minutes
         if proc is not None and proc.poll() is not None:
             tail = log.read_text(errors="replace")[-3000:] if log and log.exists() else ""
             raise RuntimeError(f"process exited with {proc.returncode} before {url} answered\n{tail}")
@@ -87,11 +92,13 @@ def wait_http(url: str, timeout: float = 60.0, proc: subprocess.Popen | None = N
             last = exc.code
             if exc.code == status:
                 return
+            if exc.code == 503:
+                unhealthy_since = unhealthy_since or time.monotonic()
         except OSError as exc:
             last = exc
         time.sleep(0.1)
     tail = log.read_text(errors="replace")[-3000:] if log and log.exists() else ""
-    raise TimeoutError(f"{url} did not answer {status} within {timeout:.0f}s (last: {last})\n{tail}")
+    raise TimeoutError(f"{url} did not answer {status} (last: {last})\n{tail}")
 
 
 def start_group(cmd: list[str], log: Path, env: dict[str, str] | None = None,
@@ -288,7 +295,7 @@ def alive(pids: list[int]) -> list[int]:
 class LocalMode:
     """``scripts/local_mode.py`` as a user runs it, with its stdout collected line by line."""
 
-    READY = "Local mode is running."
+    READY = "Press Ctrl-C to stop."  # the last line of the banner
 
     def __init__(self, args: list[str], timeout: float = 120.0, wait: bool = True):
         self.lines: list[str] = []
@@ -451,6 +458,24 @@ def tiny_model_dir(local_tmp, tiny_imdb_tgz) -> Path:
     if not model_package_ready():
         pytest.skip("model/train.py and model/serve.py are not there yet")
     return train_tiny_model(tiny_imdb_tgz, local_tmp / "tiny_model", local_tmp / "train.log")
+
+
+@pytest.fixture(scope="session")
+def local_mode(local_tmp, tiny_model_dir):
+    """The whole local chain, started as a user starts it. Tests must not stop it.
+
+    Teardown stops it the way ``make`` or CI does (SIGTERM) and checks that nothing it started is left.
+    """
+    lm = LocalMode(["--model-dir", str(tiny_model_dir), "--port", "0", "--endpoint-port", "0",
+                    "--log-dir", str(local_tmp / "local-mode-logs"), "--workers", "1"])
+    started = descendants(lm.proc.pid)
+    yield lm
+    code = lm.stop(signal.SIGTERM)
+    assert code == 0, lm.output
+    deadline = time.monotonic() + 10
+    while alive(started) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert alive(started) == [], f"local mode left {alive(started)} running"
 
 
 @pytest.fixture(scope="session")

@@ -8,12 +8,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 from pathlib import Path
 
 import pytest
 
-from fixtures_local import NEGATIVE_REVIEW, POSITIVE_REVIEW, REPO, FakeEndpoint, Front, LocalMode
+from fixtures_local import (NEGATIVE_REVIEW, NEGATIVE_WORDS, POSITIVE_REVIEW, POSITIVE_WORDS, REPO, FakeEndpoint,
+                            Front, LocalMode)
 
 pytestmark = pytest.mark.browser
 
@@ -53,20 +53,26 @@ def browser():
         b.close()
 
 
+@pytest.fixture
+def local(local_mode):
+    """The README's local mode with the tiny model (session-wide; see fixtures_local.py)."""
+    return local_mode
+
+
 @pytest.fixture(scope="module")
-def local(tiny_model_dir, tmp_path_factory):
-    """The README's local mode, with the tiny model, on free ports."""
-    lm = LocalMode(["--model-dir", str(tiny_model_dir), "--port", "0", "--endpoint-port", "0",
-                    "--log-dir", str(tmp_path_factory.mktemp("local-logs")), "--workers", "1"])
-    yield lm
-    lm.stop()
+def desktop(browser):
+    context = browser.new_context(viewport=DESKTOP, service_workers="block")
+    yield context
+    context.close()
 
 
 class Page:
     """One tab, failing the test on any CSP violation or uncaught page error."""
 
-    def __init__(self, browser, url: str, viewport=DESKTOP, clock: bool = False):
-        self.context = browser.new_context(viewport=viewport, service_workers="block")
+    def __init__(self, browser, url: str, viewport=DESKTOP, clock: bool = False, context=None):
+        # A shared context when given (cheaper); a context of its own for another viewport or a clock.
+        self.own_context = context is None
+        self.context = context or browser.new_context(viewport=viewport, service_workers="block")
         self.page = self.context.new_page()
         self.problems: list[str] = []
         self.page.on("console", lambda m: self.problems.append(m.text)
@@ -102,12 +108,14 @@ class Page:
         return self.page.text_content("#error-message")
 
     def close(self) -> None:
-        self.context.close()
+        self.page.close()
+        if self.own_context:
+            self.context.close()
         assert not self.problems, self.problems
 
 
-def test_positive_review(browser, local):
-    tab = Page(browser, local.page_url)
+def test_positive_review(browser, desktop, local):
+    tab = Page(browser, local.page_url, context=desktop)
     tab.classify(POSITIVE_REVIEW)
     page = tab.page
     assert page.text_content("#label") == "Positive"
@@ -115,7 +123,7 @@ def test_positive_review(browser, local):
     assert tab.meter() >= 0.5
     assert "probability that the review is positive" in page.text_content("#score-text")
     positive = tab.highlighted("pos")
-    assert {"wonderful", "brilliant", "superb"} & set(positive), positive
+    assert set(POSITIVE_WORDS) & set(positive), positive
     assert page.is_visible("#explanation") and page.is_visible(".legend")
     assert page.text_content("#top-positive li:first-child .top-word") in positive
     assert page.is_hidden("#error")
@@ -138,15 +146,15 @@ def test_negative_review_with_the_keyboard_only_on_a_phone(browser, local):
     assert page.text_content("#label") == "Negative"
     assert tab.meter() < 0.5
     negative = tab.highlighted("neg")
-    assert {"terrible", "awful", "boring", "worst"} & set(negative), negative
+    assert set(NEGATIVE_WORDS) & set(negative), negative
     # Nothing is wider than the phone's screen.
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     shot(page, "negative-phone.png")
     tab.close()
 
 
-def test_sample_buttons_and_ctrl_enter(browser, local):
-    tab = Page(browser, local.page_url)
+def test_sample_buttons_and_ctrl_enter(browser, desktop, local):
+    tab = Page(browser, local.page_url, context=desktop)
     page = tab.page
     page.click("text=A negative review")
     page.wait_for_selector("#result:not([hidden])")
@@ -161,8 +169,8 @@ def test_sample_buttons_and_ctrl_enter(browser, local):
     tab.close()
 
 
-def test_review_markup_is_shown_as_text_and_never_runs(browser, local):
-    tab = Page(browser, local.page_url)
+def test_review_markup_is_shown_as_text_and_never_runs(browser, desktop, local):
+    tab = Page(browser, local.page_url, context=desktop)
     page = tab.page
     tab.classify(XSS)
     assert page.is_visible("#result")
@@ -174,8 +182,8 @@ def test_review_markup_is_shown_as_text_and_never_runs(browser, local):
     tab.close()
 
 
-def test_hostile_server_answers_are_shown_as_text(browser, local):
-    tab = Page(browser, local.page_url)
+def test_hostile_server_answers_are_shown_as_text(browser, desktop, local):
+    tab = Page(browser, local.page_url, context=desktop)
     page = tab.page
     payload = '<img src=x onerror="window.__xss=5">'
     answers = iter([
@@ -210,8 +218,8 @@ def test_hostile_server_answers_are_shown_as_text(browser, local):
     tab.close()
 
 
-def test_empty_review_is_refused_without_a_request(browser, local):
-    tab = Page(browser, local.page_url)
+def test_empty_review_is_refused_without_a_request(browser, desktop, local):
+    tab = Page(browser, local.page_url, context=desktop)
     page = tab.page
     requests = []
     page.on("request", lambda r: requests.append(r.url) if r.url.endswith("/predict") else None)
@@ -223,8 +231,8 @@ def test_empty_review_is_refused_without_a_request(browser, local):
     tab.close()
 
 
-def test_too_large_review_shows_the_servers_message(browser, local):
-    tab = Page(browser, local.page_url)
+def test_too_large_review_shows_the_servers_message(browser, desktop, local):
+    tab = Page(browser, local.page_url, context=desktop)
     page = tab.page
     tab.classify("great " * 25_000)  # 150,000 bytes
     assert page.get_attribute("#byte-count", "class") == "byte-count over"
@@ -258,8 +266,9 @@ def test_loading_state_and_timeout(browser, local):
     tab.close()
 
 
-def test_endpoint_down_is_an_error_with_the_proxys_message(browser, tmp_path):
-    """The real front and Lambda handler, the endpoint gone: the page shows the proxy's 503."""
+def test_endpoint_down_then_api_down_are_errors(browser, tmp_path):
+    """The real front and Lambda handler: first the endpoint goes (the proxy's 503 is shown), then the
+    API itself (the page cannot reach it)."""
     fake = FakeEndpoint()
     front = Front(fake.url, tmp_path / "front.log")
     try:
@@ -271,18 +280,13 @@ def test_endpoint_down_is_an_error_with_the_proxys_message(browser, tmp_path):
         message = tab.error()
         assert message.startswith("The service failed (HTTP 503)") and "cannot be reached" in message
         shot(tab.page, "error-endpoint-down.png")
+        front.stop()
+        tab.classify(POSITIVE_REVIEW)
+        assert "Cannot reach the API" in tab.error()
+        assert tab.page.is_enabled("#submit")
+        shot(tab.page, "error-api-down.png")
+        tab.problems = [p for p in tab.problems if "ERR_CONNECTION_REFUSED" not in p]
         tab.close()
     finally:
         front.stop()
-
-
-def test_api_down_is_an_error(browser, local):
-    """Last: stops local mode, then the page cannot reach its API at all."""
-    tab = Page(browser, local.page_url)
-    assert local.stop(signal.SIGTERM) == 0
-    tab.classify(POSITIVE_REVIEW)
-    assert "Cannot reach the API" in tab.error()
-    assert tab.page.is_enabled("#submit")
-    shot(tab.page, "error-api-down.png")
-    tab.problems = [p for p in tab.problems if "ERR_CONNECTION_REFUSED" not in p]
-    tab.close()
+        fake.close()

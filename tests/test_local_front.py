@@ -215,23 +215,25 @@ def test_front_process_with_real_handler_and_fake_endpoint(fake_endpoint, tmp_pa
         front.stop()
 
 
-def test_front_port_in_use_is_a_clear_message(fake_endpoint, tmp_path):
-    front = Front(fake_endpoint.url, tmp_path / "front.log")
-    try:
-        proc = subprocess.run([PYTHON, str(REPO / "scripts" / "local_front.py"), "--port", str(front.port),
-                               "--endpoint-url", fake_endpoint.url], capture_output=True, text=True,
+def test_front_port_in_use_is_a_clear_message():
+    import socket
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        proc = subprocess.run([PYTHON, str(REPO / "scripts" / "local_front.py"), "--port", str(port),
+                               "--endpoint-url", "http://127.0.0.1:9"], capture_output=True, text=True,
                               timeout=30, env=child_env())
-        assert proc.returncode == 2
-        assert f"port {front.port}" in proc.stderr and "already in use" in proc.stderr
-        assert "Traceback" not in proc.stderr
-    finally:
-        front.stop()
+    assert proc.returncode == 2
+    assert f"port {port}" in proc.stderr and "already in use" in proc.stderr
+    assert "Traceback" not in proc.stderr
 
 
 # --------------------------------------------------------------------------- the real chain (model.serve)
 
-def test_chain_with_real_serve(local_front):
-    status, body = post_json(local_front.url + "/predict", {"text": POSITIVE_REVIEW, "explain": True})
+def test_chain_with_real_serve(local_mode):
+    url = local_mode.page_url
+    status, body = post_json(url + "/predict", {"text": POSITIVE_REVIEW, "explain": True})
     assert status == 200, body
     assert body["label"] == "positive" and body["score"] >= 0.5
     words = [e["word"] for e in body["explanation"]]
@@ -239,18 +241,18 @@ def test_chain_with_real_serve(local_front):
     weights = {e["word"]: e["weight"] for e in body["explanation"]}
     assert weights["wonderful"] is not None and weights["wonderful"] > 0
 
-    status, body = post_json(local_front.url + "/predict", {"text": NEGATIVE_REVIEW})
+    status, body = post_json(url + "/predict", {"text": NEGATIVE_REVIEW})
     assert status == 200 and body["label"] == "negative" and "explanation" not in body
 
-    assert post_json(local_front.url + "/predict", {"text": "   "})[0] == 400
-    status, body = post_json(local_front.url + "/predict", {"text": "x" * 140_000})
+    assert post_json(url + "/predict", {"text": "   "})[0] == 400
+    status, body = post_json(url + "/predict", {"text": "x" * 140_000})
     assert status == 413 and "error" in body
 
 
-def test_runtime_route_through_boto3(serve_endpoint):
+def test_runtime_route_through_boto3(local_mode):
     """The endpoint server's SageMaker-runtime route answers boto3's InvokeEndpoint like SageMaker."""
     import boto3
-    client = boto3.client("sagemaker-runtime", region_name="us-east-1", endpoint_url=serve_endpoint.url,
+    client = boto3.client("sagemaker-runtime", region_name="us-east-1", endpoint_url=local_mode.endpoint_url,
                           aws_access_key_id="local", aws_secret_access_key="local")
     answer = client.invoke_endpoint(EndpointName="local", ContentType="application/json",
                                     Accept="application/json",

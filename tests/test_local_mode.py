@@ -104,7 +104,8 @@ def test_missing_data_is_a_clear_message(tmp_path):
     assert "Traceback" not in proc.stderr + proc.stdout
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "killed"])
+@pytest.mark.parametrize("sig", [signal.SIGINT, pytest.param(signal.SIGKILL, marks=pytest.mark.slow)],
+                         ids=["ctrl-c", "killed"])
 def test_start_serve_and_stop_leaves_nothing_behind(tiny_model_dir, tmp_path, sig):
     lm = LocalMode(["--model-dir", str(tiny_model_dir), "--port", "0", "--endpoint-port", "0",
                     "--log-dir", str(tmp_path / "logs"), "--workers", "1"])

@@ -71,6 +71,7 @@
   }
 
   function showError(message) {
+    status.textContent = "";
     errorMessage.textContent = message;
     errorBox.hidden = false;
     document.body.dataset.state = "error";
@@ -86,7 +87,7 @@
     submit.disabled = on;
     submit.textContent = on ? "Classifying…" : "Classify";
     result.setAttribute("aria-busy", on ? "true" : "false");
-    status.textContent = on ? "Classifying your review…" : "";
+    if (on) status.textContent = "Classifying your review…";
     status.classList.toggle("loading", on);
     if (on) document.body.dataset.state = "loading";
   }
@@ -103,7 +104,9 @@
   }
 
   function formatWeight(w) {
-    return (w > 0 ? "+" : w < 0 ? "−" : "±") + Math.abs(w).toFixed(3);
+    const a = Math.abs(w);
+    const digits = a >= 0.01 ? a.toFixed(3) : a >= 0.0001 ? a.toFixed(5) : a.toExponential(1);
+    return (w > 0 ? "+" : w < 0 ? "−" : "±") + digits;
   }
 
   // --- the answer
@@ -136,6 +139,8 @@
     meter.setAttribute("aria-valuetext", pct + "% positive");
     renderExplanation(Array.isArray(data.explanation) ? data.explanation : null);
     result.hidden = false;
+    // Screen readers hear the outcome through the live status line (visually hidden once loaded).
+    status.textContent = "Result: " + label.textContent + ", " + pct + "% probability positive.";
     document.body.dataset.state = "result";
   }
 
@@ -153,8 +158,12 @@
       const w = typeof item.weight === "number" && isFinite(item.weight) ? item.weight : null;
       entries.push({ word: item.word, weight: w });
     }
+    // Intensity is relative to the strongest word of this review: a confident model's probability is
+    // near 0 or 1, where removing one word moves it very little in absolute terms (occlusion on a
+    // saturated sigmoid), yet the ranking of the words still says which ones decided. A square root
+    // spreads the levels so that the second-strongest words still show.
     const maxAbs = entries.reduce((m, e) => (e.weight === null ? m : Math.max(m, Math.abs(e.weight))), 0);
-    const floor = Math.max(0.002, maxAbs * 0.08);  // below this a word did not matter
+    const floor = Math.max(1e-6, maxAbs * 0.02);  // below this a word did not matter
 
     const frag = document.createDocumentFragment();
     entries.slice(0, MAX_WORDS_SHOWN).forEach((e, i) => {
@@ -169,7 +178,7 @@
         cls += "zero";
         span.title = e.word + ": " + formatWeight(e.weight);
       } else {
-        const level = Math.min(4, Math.max(1, Math.ceil((Math.abs(e.weight) / maxAbs) * 4)));
+        const level = Math.min(4, Math.max(1, Math.ceil(Math.sqrt(Math.abs(e.weight) / maxAbs) * 4)));
         cls += (e.weight > 0 ? "pos-" : "neg-") + level;
         span.title = e.word + ": " + formatWeight(e.weight);
         span.dataset.weight = String(e.weight);
