@@ -204,7 +204,7 @@ class Request:
 
 class Conn:
     __slots__ = ("sock", "fd", "rbuf", "wbuf", "head", "last", "started", "close_after", "eof",
-                 "lingering", "linger_until", "sent_continue", "writing")
+                 "lingering", "linger_until", "sent_continue", "writing", "inflight")
 
     def __init__(self, sock: socket.socket, now: float):
         self.sock, self.fd = sock, sock.fileno()
@@ -219,6 +219,7 @@ class Conn:
         self.linger_until = 0.0
         self.sent_continue = False
         self.writing = False        # registered for EPOLLOUT
+        self.inflight = False       # a request was taken and is not answered yet
 
 
 def _parse_head(buf: bytearray, end: int):
@@ -405,9 +406,8 @@ class Worker:
         except OSError:
             pass
         self.lfd = -1
-        for conn in list(self.conns.values()):
-            conn.close_after = True
-            if not conn.rbuf and not conn.wbuf and conn.head is None:
+        for conn in list(self.conns.values()):  # requests already arriving are still answered
+            if not conn.rbuf and not conn.wbuf and conn.head is None and not conn.inflight:
                 self._close(conn)
 
     def _warm_stemmer(self) -> None:
@@ -577,6 +577,7 @@ class Worker:
         conn.sent_continue = False
         if self.draining or conn.eof:
             keep = False
+        conn.inflight = True
         return Request(method, path, headers, body, keep, started)
 
     def _maybe_continue(self, conn: Conn, headers: dict[str, str]) -> None:
@@ -593,6 +594,7 @@ class Worker:
             408, 413, 431)
         if not keep:
             conn.close_after = True
+        conn.inflight = False
         conn.wbuf += b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n%s\r\n" % (
             status, _REASONS.get(status, "Error").encode(), ctype, len(body),
             b"" if keep else b"Connection: close\r\n")
@@ -628,6 +630,8 @@ class Worker:
             self.poller.modify(conn.fd, _READ)
             if conn.rbuf and not conn.close_after:
                 self.recheck.add(conn)
+        if self.draining and not conn.rbuf and conn.head is None and not conn.inflight:
+            conn.close_after = True  # shutting down: nothing more is coming on this connection
         if conn.close_after and not conn.lingering:
             # Half-close, then drop whatever the caller still sends, so that closing never resets
             # the connection before the caller has read the answer.
