@@ -13,6 +13,7 @@ Settings, as SageMaker's own toolkits read them (flags win):
   SAGEMAKER_MODEL_SERVER_TIMEOUT  seconds one request may take before its worker is replaced (60)
   SM_MODEL_DIR                    the model (else $SAGEMAKER_BASE_DIR/model, else /opt/ml/model)
   OMP_NUM_THREADS                 torch threads per worker (CPUs / workers)
+  SERVE_HOST                      address to listen on (0.0.0.0; tests and local runs: 127.0.0.1)
 
 Design. The master binds the port, imports torch and loads the model once, then forks the workers,
 which share the weights copy-on-write (no second import, no second load: a replaced worker is up in
@@ -73,7 +74,7 @@ class Config:
         p = argparse.ArgumentParser(prog="serve", description=__doc__,
                                     formatter_class=argparse.RawDescriptionHelpFormatter)
         p.add_argument("--model-dir", help="the model directory written by `train`")
-        p.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
+        p.add_argument("--host", help="address to listen on (default $SERVE_HOST or 0.0.0.0)")
         p.add_argument("--port", type=int, help="port (default $SAGEMAKER_BIND_TO_PORT or 8080)")
         p.add_argument("--workers", type=int, help="worker processes (default: one per CPU)")
         p.add_argument("--timeout", type=float, help="seconds a request may take (default 60)")
@@ -103,7 +104,8 @@ class Config:
         threads = number(None, "OMP_NUM_THREADS", max(1, cpus // workers))
         model_dir = (args.model_dir or env.get("SM_MODEL_DIR")
                      or os.path.join(env.get("SAGEMAKER_BASE_DIR", "/opt/ml"), "model"))
-        return cls(model_dir, args.host, port, workers, timeout, threads)
+        host = args.host or env.get("SERVE_HOST", "").strip() or "0.0.0.0"
+        return cls(model_dir, host, port, workers, timeout, threads)
 
 
 def _cpu_count() -> int:
