@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 export NLTK_DATA ?= $(abspath ../shared/nltk_data)
 
-.PHONY: help setup system-deps local test synth deploy destroy data train evaluate bench clean
+.PHONY: help setup system-deps local test test-sagemaker synth deploy destroy data train evaluate clean
 
 help:
 	@echo "make local    - run the whole chain on this machine (train if needed, serve, API, page)"
@@ -37,6 +37,13 @@ local: setup
 
 test: setup system-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Optional: the SageMaker SDK script against moto, in a venv of its own (the SDK is heavy and pins
+# packages the main environment does not want; it needs no torch).
+test-sagemaker:
+	python3 -m venv .venv-sagemaker
+	.venv-sagemaker/bin/pip install -q 'sagemaker>=2.200,<3' 'moto[s3,sagemaker]>=5,<6' 'pytest>=8,<10'
+	.venv-sagemaker/bin/python -m pytest -p no:cacheprovider --noconftest tests/test_sagemaker_job.py
 
 data: setup
 	$(PY) -m model.download $(ARGS)

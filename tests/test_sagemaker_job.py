@@ -54,3 +54,29 @@ def test_bad_uris_are_refused_before_any_aws_call(capsys):
 def test_missing_sdk_says_how_to_install(capsys):
     assert sagemaker_job.main(["train", *COMMON]) == 2
     assert "pip install -e '.[sagemaker]'" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not HAVE_SDK, reason="optional SageMaker SDK not installed (pip install -e '.[sagemaker]')")
+@pytest.mark.parametrize("command", ["train", "tune"])
+def test_sdk_starts_the_job_with_our_image_and_contract(command, monkeypatch, capsys):
+    import boto3
+    from moto import mock_aws
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    with mock_aws():
+        boto3.client("s3").create_bucket(Bucket="bucket")
+        extra = ["--max-jobs", "2", "--range", "dropout=0.1:0.3"] if command == "tune" else []
+        assert sagemaker_job.main([command, *COMMON, "--set", "epochs=2", *extra]) == 0
+        name = capsys.readouterr().out.strip().splitlines()[-1]  # the SDK prints its own INFO lines
+        sm = boto3.client("sagemaker")
+        if command == "train":
+            job = sm.describe_training_job(TrainingJobName=name)
+            assert job["AlgorithmSpecification"]["TrainingImage"] == COMMON[1]
+            assert job["HyperParameters"]["epochs"] == "2"
+            assert job["InputDataConfig"][0]["ChannelName"] == "train"
+        else:
+            job = sm.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)
+            objective = job["HyperParameterTuningJobConfig"]["HyperParameterTuningJobObjective"]
+            assert objective["MetricName"] == "validation:accuracy"
