@@ -297,12 +297,15 @@ class LocalMode:
 
     READY = "Press Ctrl-C to stop."  # the last line of the banner
 
-    def __init__(self, args: list[str], timeout: float = 120.0, wait: bool = True):
+    def __init__(self, args: list[str], timeout: float = 120.0, wait: bool = True,
+                 background_job: bool = False):
         self.lines: list[str] = []
         self.ready = threading.Event()
+        # ``background_job``: started with SIGINT ignored, as a shell starts ``cmd &``.
+        ignore_sigint = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if background_job else None
         self.proc = subprocess.Popen([PYTHON, str(REPO / "scripts" / "local_mode.py"), *args], cwd=REPO,
                                      env=child_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True, bufsize=1)
+                                     stderr=subprocess.STDOUT, text=True, bufsize=1, preexec_fn=ignore_sigint)
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
         self.page_url = self.endpoint_url = None

@@ -107,8 +107,9 @@ def test_missing_data_is_a_clear_message(tmp_path):
 @pytest.mark.parametrize("sig", [signal.SIGINT, pytest.param(signal.SIGKILL, marks=pytest.mark.slow)],
                          ids=["ctrl-c", "killed"])
 def test_start_serve_and_stop_leaves_nothing_behind(tiny_model_dir, tmp_path, sig):
+    # Started like `... &` from a shell (SIGINT ignored on entry): Ctrl-C / kill -INT must still stop it.
     lm = LocalMode(["--model-dir", str(tiny_model_dir), "--port", "0", "--endpoint-port", "0",
-                    "--log-dir", str(tmp_path / "logs"), "--workers", "1"])
+                    "--log-dir", str(tmp_path / "logs"), "--workers", "1"], background_job=True)
     started = []
     try:
         assert lm.page_url and lm.endpoint_url, lm.output

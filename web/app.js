@@ -103,10 +103,10 @@
     return text.length > n ? text.slice(0, n) + "…" : text;
   }
 
+  // A weight is a change of probability; shown in percentage points ("+1.3 pts").
   function formatWeight(w) {
-    const a = Math.abs(w);
-    const digits = a >= 0.01 ? a.toFixed(3) : a >= 0.0001 ? a.toFixed(5) : a.toExponential(1);
-    return (w > 0 ? "+" : w < 0 ? "−" : "±") + digits;
+    const a = Math.abs(w) * 100;
+    return (w > 0 ? "+" : w < 0 ? "−" : "±") + (a >= 10 ? a.toFixed(0) : a.toPrecision(2)) + " pts";
   }
 
   // --- the answer
