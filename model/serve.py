@@ -549,8 +549,13 @@ class Worker:
                 length = -1
             else:
                 cl = headers.get("content-length", "0")
-                if not cl.isdigit():
+                # ASCII digits only: str.isdigit() also accepts '²', which int() refuses
+                if not (cl.isascii() and cl.isdigit()):
                     raise HttpError(400, "invalid Content-Length", method, path)
+                cl = cl.lstrip("0") or "0"
+                if len(cl) > 18:  # int() refuses more than 4300 digits; any such length is too large
+                    raise HttpError(413, f"the body is over the limit of {self.max_body} bytes: send a "
+                                         "shorter review or fewer instances", method, path)
                 length = int(cl)
                 if length > self.max_body:
                     raise HttpError(413, f"the body is {length} bytes; the limit is {self.max_body} "
