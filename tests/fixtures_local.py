@@ -49,6 +49,9 @@ FILLER_WORDS = ("movie", "film", "plot", "actors", "story", "scenes", "director"
 
 POSITIVE_REVIEW = "A wonderful, brilliant film: superb acting and a beautiful, delightful story. A masterpiece."
 NEGATIVE_REVIEW = "A terrible, boring mess: awful acting and a dull, stupid story. The worst waste of time."
+# A natural review, still clear to the tiny model (boring, mess, awful, waste are in its vocabulary).
+NATURAL_NEGATIVE_REVIEW = ("A boring, badly written mess. The plot makes no sense, the acting is awful and the "
+                           "jokes fall flat. A complete waste of time.")
 
 
 # --------------------------------------------------------------------------- helpers
@@ -176,9 +179,15 @@ def post_json(url: str, payload, timeout: float = 30.0, headers: dict | None = N
 
 # --------------------------------------------------------------------------- synthetic data
 
+# Rare neutral words, most of them outside the tiny vocabulary: the model learns that unknown words
+# (ids of <unk>) say nothing, so natural reviews full of words it never saw are still read sensibly.
+RARE_WORDS = tuple(f"xq{n}" for n in range(800))
+
+
 def _review(rng: random.Random, words: tuple[str, ...]) -> str:
     picked = [rng.choice(words) for _ in range(rng.randint(3, 5))]
-    picked += [rng.choice(FILLER_WORDS) for _ in range(rng.randint(4, 8))]
+    picked += [rng.choice(FILLER_WORDS) for _ in range(rng.randint(3, 6))]
+    picked += [rng.choice(RARE_WORDS) for _ in range(rng.randint(2, 6))]
     rng.shuffle(picked)
     return "The " + " ".join(picked) + "."
 
@@ -464,12 +473,16 @@ def tiny_model_dir(local_tmp, tiny_imdb_tgz) -> Path:
 
 
 @pytest.fixture(scope="session")
-def local_mode(local_tmp, tiny_model_dir):
+def local_mode(request, local_tmp):
     """The whole local chain, started as a user starts it. Tests must not stop it.
 
-    Teardown stops it the way ``make`` or CI does (SIGTERM) and checks that nothing it started is left.
+    The tiny model, or the model in ``$LOCAL_MODE_MODEL_DIR`` (e.g. ``.local/model`` trained by
+    ``make local``: the README's screenshots are taken that way). Teardown stops it the way ``make``
+    or CI does (SIGTERM) and checks that nothing it started is left.
     """
-    lm = LocalMode(["--model-dir", str(tiny_model_dir), "--port", "0", "--endpoint-port", "0",
+    override = os.environ.get("LOCAL_MODE_MODEL_DIR")
+    model_dir = Path(override).resolve() if override else request.getfixturevalue("tiny_model_dir")
+    lm = LocalMode(["--model-dir", str(model_dir), "--port", "0", "--endpoint-port", "0",
                     "--log-dir", str(local_tmp / "local-mode-logs"), "--workers", "1"])
     started = descendants(lm.proc.pid)
     yield lm

@@ -1,7 +1,10 @@
 """The page in a real browser (Playwright + Debian's Chromium) against local mode and a tiny model.
 
 Screenshots of each state go to ``test-artifacts/browser/``; with ``UPDATE_SCREENSHOTS=1`` the ones the
-README shows are also copied to ``docs/screenshots/``.
+README shows are also copied to ``docs/screenshots/``. The README's are taken with a model trained on
+IMDB rather than the tiny one:
+
+    UPDATE_SCREENSHOTS=1 LOCAL_MODE_MODEL_DIR=.local/model .venv/bin/pytest tests/test_browser.py
 """
 from __future__ import annotations
 
@@ -12,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from fixtures_local import (NEGATIVE_REVIEW, NEGATIVE_WORDS, POSITIVE_REVIEW, POSITIVE_WORDS, REPO, FakeEndpoint,
-                            Front, LocalMode)
+from fixtures_local import (NATURAL_NEGATIVE_REVIEW, NEGATIVE_WORDS, POSITIVE_REVIEW, POSITIVE_WORDS, REPO,
+                            FakeEndpoint, Front)
 
 pytestmark = pytest.mark.browser
 
@@ -22,7 +25,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic"]
 ARTIFACTS = REPO / "test-artifacts" / "browser"
 README_SHOTS = {  # test-artifacts name -> docs/screenshots name
-    "positive-desktop.png": "positive.png",
+    "positive-sample-desktop.png": "positive.png",
     "negative-phone.png": "negative-phone.png",
     "error-api-down.png": "error-api-down.png",
 }
@@ -136,7 +139,7 @@ def test_negative_review_with_the_keyboard_only_on_a_phone(browser, local):
     page = tab.page
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.id") == "review"
-    page.keyboard.insert_text(NEGATIVE_REVIEW)
+    page.keyboard.insert_text(NATURAL_NEGATIVE_REVIEW)
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.id") == "explain"
     page.keyboard.press("Tab")
@@ -156,9 +159,18 @@ def test_negative_review_with_the_keyboard_only_on_a_phone(browser, local):
 def test_sample_buttons_and_ctrl_enter(browser, desktop, local):
     tab = Page(browser, local.page_url, context=desktop)
     page = tab.page
+    page.evaluate("document.body.dataset.state = 'submitting'")
+    page.click("text=A positive review")
+    tab.wait_done()
+    assert page.input_value("#review").startswith("One of the best films")
+    assert page.text_content("#label") == "Positive"
+    assert tab.highlighted("pos")
+    shot(page, "positive-sample-desktop.png")
+    page.evaluate("document.body.dataset.state = 'submitting'")
     page.click("text=A negative review")
-    page.wait_for_selector("#result:not([hidden])")
+    tab.wait_done()
     assert page.input_value("#review").startswith("A boring")
+    assert page.text_content("#label") == "Negative"
     page.fill("#review", POSITIVE_REVIEW)
     page.uncheck("#explain")
     page.evaluate("document.body.dataset.state = 'submitting'")
