@@ -167,7 +167,7 @@ def test_train_then_serve_exactly_as_the_container(tmp_path, nltk_data):
     from fixtures_local import write_tiny_imdb
 
     base = sagemaker_job(tmp_path / "opt_ml",
-                         {"preset": "tiny", "epochs": "3", "seed": "7", "sagemaker_region": '"us-east-1"'},
+                         {"preset": "tiny", "epochs": "2", "seed": "7", "sagemaker_region": '"us-east-1"'},
                          write_tiny_imdb(tmp_path / "data.tar.gz"))
     rc = run_train(base, tmp_path / "train.log")
     assert rc == 0, (tmp_path / "train.log").read_text()[-3000:]
