@@ -1,9 +1,7 @@
 """The CDK app's stacks, one per concern, and ``build`` that wires them (``app.py`` calls it)."""
 from __future__ import annotations
 
-import os
-
-from aws_cdk import App, AspectPriority, Aspects, Environment, Stack, Tags, Validations
+from aws_cdk import App, AspectPriority, Aspects, Stack, Tags, Validations
 from cdk_nag import AwsSolutionsChecks
 
 from .api import ApiStack
@@ -28,19 +26,18 @@ def build(app: App) -> dict[str, Stack]:
     """
     settings = Settings.from_context(app.node.try_get_context)
     settings.require_data_archive()  # before any stack exists, with the command that fetches it
-    # Environment-agnostic unless the CLI knows the account (cdk deploy with credentials).
-    env = Environment(account=os.environ.get("CDK_DEFAULT_ACCOUNT"), region=os.environ.get("CDK_DEFAULT_REGION"))
+    # Stacks are environment-agnostic: the account and region are the deploying credentials' (AWS_REGION
+    # or the profile's region), and the templates are the same whatever machine synthesizes them.
     p = settings.stack_prefix
     stacks: dict[str, Stack] = {}
-    stacks["data"] = data = DataStack(app, f"{p}-Data", settings=settings, env=env)
-    stacks["training"] = training = TrainingStack(app, f"{p}-Training", settings=settings, data=data, env=env)
+    stacks["data"] = data = DataStack(app, f"{p}-Data", settings=settings)
+    stacks["training"] = training = TrainingStack(app, f"{p}-Training", settings=settings, data=data)
     training.add_stack_dependency(data)  # names the data bucket by name, not by reference
-    stacks["endpoint"] = endpoint = EndpointStack(app, f"{p}-Endpoint", settings=settings, training=training,
-                                                  env=env)
-    stacks["api"] = api = ApiStack(app, f"{p}-Api", settings=settings, endpoint=endpoint, env=env)
-    stacks["site"] = SiteStack(app, f"{p}-Site", settings=settings, api=api, env=env)
+    stacks["endpoint"] = endpoint = EndpointStack(app, f"{p}-Endpoint", settings=settings, training=training)
+    stacks["api"] = api = ApiStack(app, f"{p}-Api", settings=settings, endpoint=endpoint)
+    stacks["site"] = SiteStack(app, f"{p}-Site", settings=settings, api=api)
     if settings.github_repo:
-        stacks["ci"] = CiRoleStack(app, f"{p}-CiRole", settings=settings, env=env)
+        stacks["ci"] = CiRoleStack(app, f"{p}-CiRole", settings=settings)
 
     Tags.of(app).add("project", "imdb-sentiment")
     Aspects.of(app).add(RouteStrayLambdaLogs(settings), priority=AspectPriority.MUTATING)

@@ -45,6 +45,16 @@ class EndpointStack(Stack):
             "ecr:GetAuthorizationToken and cloudwatch:PutMetricData have no resource-level permissions; the "
             "latter is held to SageMaker's endpoint namespace by a condition.", "Resource::*")
 
+        environment = {
+            # Changes exactly when a new training job is due, so this template changes with the artifact
+            # it reads from the training stack (a weak reference, which the CLI's diff cannot see).
+            "MODEL_VERSION": training.model_version,
+        }
+        # A serverless container serves one request at a time: one worker with every CPU as its threads.
+        # Instances serve many: the server's default of one worker per CPU unless modelServerWorkers says.
+        workers = settings.model_server_workers or (1 if serverless else None)
+        if workers:
+            environment["SAGEMAKER_MODEL_SERVER_WORKERS"] = str(workers)
         model = sagemaker.CfnModel(
             self, "Model",
             execution_role_arn=role.role_arn,
@@ -52,12 +62,7 @@ class EndpointStack(Stack):
                 image=training.image.image_uri,  # SageMaker starts it as `docker run <image> serve`
                 model_data_url=training.model_artifact_uri,
                 mode="SingleModel",
-                environment={
-                    "SAGEMAKER_MODEL_SERVER_WORKERS": str(settings.model_server_workers),
-                    # Changes exactly when a new training job is due, so this template changes with the
-                    # artifact it reads from the training stack (a weak reference the CLI cannot see).
-                    "MODEL_VERSION": training.model_version,
-                },
+                environment=environment,
             ),
             # Serverless inference does not support network isolation; instances get it.
             enable_network_isolation=None if serverless else True,

@@ -51,8 +51,8 @@ class Settings:
     # naming
     stack_prefix: str = "ImdbSentiment"
     endpoint_name: str = "imdb-sentiment"
-    # data
-    data_archive: Path = REPO_ROOT / "data" / "aclImdb_v1.tar.gz"
+    # data; None: where `make data` finds or puts it (model.download.find_archive)
+    data_archive: Path | None = None
     retain_data: bool = False
     # training
     hyperparameters: Mapping[str, str] = field(default_factory=dict)
@@ -69,7 +69,7 @@ class Settings:
     instance_count: int = 1
     max_instance_count: int = 2
     target_invocations_per_instance: int = 200
-    model_server_workers: int = 1
+    model_server_workers: int | None = None  # None: 1 on serverless, the server's one per CPU otherwise
     latency_alarm_ms: int = 2000
     # API
     api_rate_limit: int = 10
@@ -111,7 +111,7 @@ class Settings:
                                 "(it also names the data bucket)"),
             endpoint_name=r.name("endpointName", d.endpoint_name, _NAME,
                                  "letters, digits and '-', at most 63 characters (SageMaker's rule)"),
-            data_archive=r.path("dataArchive", d.data_archive),
+            data_archive=r.path("dataArchive"),
             retain_data=r.boolean("retainData", d.retain_data),
             hyperparameters=r.hyperparameters("hyperparameters"),
             training_instance_type=r.name("trainingInstanceType", d.training_instance_type, _ML_INSTANCE,
@@ -132,7 +132,7 @@ class Settings:
             max_instance_count=r.integer("maxInstanceCount", d.max_instance_count, 1, 100),
             target_invocations_per_instance=r.integer("targetInvocationsPerInstance",
                                                       d.target_invocations_per_instance, 1, 1_000_000),
-            model_server_workers=r.integer("modelServerWorkers", d.model_server_workers, 1, 64),
+            model_server_workers=r.integer("modelServerWorkers", None, 1, 64),
             latency_alarm_ms=r.integer("latencyAlarmMs", d.latency_alarm_ms, 1, 60_000),
             api_rate_limit=r.integer("apiRateLimit", d.api_rate_limit, 1, 10_000),
             api_burst_limit=r.integer("apiBurstLimit", d.api_burst_limit, 1, 5_000),
@@ -172,13 +172,28 @@ class Settings:
                 f"context 'apiBurstLimit' ({self.api_burst_limit}) must be >= 'apiRateLimit' ({self.api_rate_limit})")
 
     def require_data_archive(self) -> Path:
-        """The archive to upload; a missing file fails synth with the command that makes it."""
-        if not self.data_archive.is_file():
+        """The archive to upload; a missing file fails synth with the command that makes it.
+
+        Without ``dataArchive`` it is where ``make data`` leaves it: the same lookup as
+        ``python -m model.download`` ($IMDB_DATA, data/aclImdb_v1.tar.gz, the shared copy).
+        """
+        path = self.data_archive
+        if path is None:
+            from model.download import DownloadError, find_archive
+            try:
+                path = find_archive()
+            except DownloadError as exc:
+                raise SettingsError(f"context 'dataArchive' is not set, and the data lookup failed: {exc}") from None
+            if path is None:
+                raise SettingsError(
+                    f"context 'dataArchive': no IMDB archive here yet. Run {DATA_COMMANDS} to fetch it "
+                    "(into data/aclImdb_v1.tar.gz), or point the key at an aclImdb tar.gz, e.g. "
+                    "-c dataArchive=path/to/aclImdb_v1.tar.gz")
+        if not path.is_file():
             raise SettingsError(
-                f"context 'dataArchive': the IMDB archive {self.data_archive} does not exist. Run "
-                f"{DATA_COMMANDS} to fetch it, or point the key at an aclImdb tar.gz, e.g. "
-                "-c dataArchive=../shared/data/aclImdb_v1_labeled.tar.gz")
-        return self.data_archive
+                f"context 'dataArchive': {path} is not an archive file. Run {DATA_COMMANDS} to fetch the IMDB "
+                "archive, or point the key (or IMDB_DATA) at an aclImdb tar.gz")
+        return path
 
 
 class _Reader:
@@ -189,7 +204,7 @@ class _Reader:
         value = self._lookup(key)
         return None if value is None or value == "" else value
 
-    def integer(self, key: str, default: int, low: int, high: int) -> int:
+    def integer(self, key: str, default: int | None, low: int, high: int) -> int | None:
         raw = self._get(key)
         if raw is None:
             return default
@@ -243,10 +258,10 @@ class _Reader:
         raw = self._get(key)
         return None if raw is None else self.name(key, "", pattern, what)
 
-    def path(self, key: str, default: Path) -> Path:
+    def path(self, key: str) -> Path | None:
         raw = self._get(key)
         if raw is None:
-            return default
+            return None
         if not isinstance(raw, str):
             raise SettingsError(f"context '{key}' must be a file path (got {raw!r})")
         path = Path(raw).expanduser()

@@ -100,9 +100,10 @@ def _describe(name: str) -> dict | None:
         return _client().describe_training_job(TrainingJobName=name)
     except ClientError as exc:
         error = exc.response.get("Error", {})
+        message = str(error.get("Message", "")).lower()
         # SageMaker answers a missing job with ValidationException "Requested resource not found."
-        if error.get("Code") in ("ResourceNotFound", "ValidationException") and "not found" in str(
-                error.get("Message", "")).lower():
+        if error.get("Code") == "ResourceNotFound" or (
+                error.get("Code") == "ValidationException" and ("not found" in message or "could not find" in message)):
             return None
         raise
 

@@ -1,0 +1,88 @@
+"""API stack: the proxy Lambda (one env var, one ARN), POST /predict with validation, throttling, logs."""
+from __future__ import annotations
+
+import json
+
+from aws_cdk.assertions import Match
+
+from cdk_support import app_default, app_provisioned  # noqa: F401  (fixtures)
+
+
+def _function(app):
+    (fn,) = [f for f in app.resources("api", "AWS::Lambda::Function").values()
+             if f["Properties"].get("Handler") == "handler.handler"]
+    return fn["Properties"]
+
+
+def test_proxy_function(app_default):
+    fn = _function(app_default)
+    assert fn["Runtime"].startswith("python3.1") and int(fn["Runtime"].split(".")[1]) >= 12
+    assert fn["Timeout"] < 29  # API Gateway's integration limit
+    assert list(fn["Environment"]["Variables"]) == ["ENDPOINT_NAME"]
+    endpoint_name = fn["Environment"]["Variables"]["ENDPOINT_NAME"]
+    assert endpoint_name["Fn::GetStackOutput"]["StackName"] == app_default.stacks["endpoint"].stack_name
+    assert "TracingConfig" not in fn  # X-Ray only with xrayTracing=true
+    assert "LogGroup" in fn["LoggingConfig"]
+
+
+def test_proxy_asset_is_lambda_proxy(app_default):
+    fn = _function(app_default)
+    key = fn["Code"]["S3Key"].removesuffix(".zip")
+    assert (app_default.outdir / f"asset.{key}" / "handler.py").is_file()
+
+
+def test_invoke_endpoint_on_exactly_one_arn(app_default):
+    statements = []
+    for policy in app_default.resources("api", "AWS::IAM::Policy").values():
+        statements += policy["Properties"]["PolicyDocument"]["Statement"]
+    invoke = [s for s in statements if "sagemaker:InvokeEndpoint" in json.dumps(s["Action"])]
+    assert len(invoke) == 1
+    (statement,) = invoke
+    assert statement["Action"] == "sagemaker:InvokeEndpoint"
+    resource = statement["Resource"]
+    assert isinstance(resource, dict) and "Fn::GetStackOutput" in resource  # the endpoint's own ARN (its Ref)
+    assert not any(a.startswith("sagemaker:") for s in statements if s is not statement
+                   for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"]))
+
+
+def test_post_predict_is_validated(app_default):
+    t = app_default.template("api")
+    t.has_resource_properties("AWS::ApiGateway::Resource", {"PathPart": "predict"})
+    t.resource_count_is("AWS::ApiGateway::Method", 1)  # no OPTIONS: no CORS at all
+    t.has_resource_properties("AWS::ApiGateway::Method", {
+        "HttpMethod": "POST", "RequestValidatorId": Match.any_value(),
+        "RequestModels": {"application/json": Match.any_value()},
+        "Integration": Match.object_like({"Type": "AWS_PROXY", "TimeoutInMillis": 29000})})
+    t.has_resource_properties("AWS::ApiGateway::RequestValidator", {"ValidateRequestBody": True})
+    (model,) = app_default.resources("api", "AWS::ApiGateway::Model").values()
+    schema = model["Properties"]["Schema"]
+    assert schema["required"] == ["text"] and schema["additionalProperties"] is False
+    assert schema["properties"]["text"] == {"type": "string", "minLength": 1, "maxLength": 131072}
+    assert schema["properties"]["explain"] == {"type": "boolean"}
+
+
+def test_stage_throttles_and_logs(app_default):
+    t = app_default.template("api")
+    t.has_resource_properties("AWS::ApiGateway::Stage", {
+        "StageName": "api",
+        "AccessLogSetting": {"DestinationArn": Match.any_value(), "Format": Match.string_like_regexp("requestId")},
+        "MethodSettings": [Match.object_like({"ThrottlingRateLimit": 10, "ThrottlingBurstLimit": 20,
+                                              "LoggingLevel": "ERROR", "DataTraceEnabled": False})],
+        "TracingEnabled": False,
+    })
+    t.has_resource_properties("AWS::ApiGateway::RestApi", {"EndpointConfiguration": {"Types": ["REGIONAL"]}})
+    # Access logs need API Gateway's account-level CloudWatch role; it goes with the stack.
+    t.resource_count_is("AWS::ApiGateway::Account", 1)
+
+
+def test_gateway_errors_use_the_apis_error_shape(app_default):
+    responses = {r["Properties"]["ResponseType"]: r["Properties"]
+                 for r in app_default.resources("api", "AWS::ApiGateway::GatewayResponse").values()}
+    assert set(responses) == {"BAD_REQUEST_BODY", "THROTTLED", "DEFAULT_4XX", "DEFAULT_5XX"}
+    body = json.loads(responses["BAD_REQUEST_BODY"]["ResponseTemplates"]["application/json"])
+    assert responses["BAD_REQUEST_BODY"]["StatusCode"] == "400" and "text" in body["error"]
+
+
+def test_xray_is_optional(app_provisioned):
+    assert _function(app_provisioned)["TracingConfig"] == {"Mode": "Active"}
+    app_provisioned.template("api").has_resource_properties("AWS::ApiGateway::Stage", {"TracingEnabled": True})

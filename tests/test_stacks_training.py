@@ -1,0 +1,152 @@
+"""Training stack: one linux/amd64 image, a least-privilege SageMaker role, the job as a custom resource."""
+from __future__ import annotations
+
+import json
+import re
+
+from aws_cdk.assertions import Match
+
+from cdk_support import app_default, app_provisioned  # noqa: F401  (fixtures)
+from stacks.training import METRIC_NAMES, metric_definitions
+
+
+def _job(app):
+    (job,) = app.resources("training", "Custom::SageMakerTrainingJob").values()
+    return job
+
+
+def test_one_image_asset_pinned_to_linux_amd64(app_default):
+    manifest = json.loads((app_default.outdir / app_default.stacks["training"].artifact_id).with_suffix(
+        ".assets.json").read_text())
+    images = manifest["dockerImages"]
+    assert len(images) == 1
+    (image,) = images.values()
+    from stacks import training
+    staged = app_default.outdir / image["source"]["directory"]
+    assert (staged / "Dockerfile").read_bytes() == (training.REPO_ROOT / "model" / "Dockerfile").read_bytes()
+    assert image["source"]["platform"] == "linux/amd64"
+    # The endpoint uses that same image (no second asset anywhere in the app).
+    for key in ("data", "endpoint", "api", "site"):
+        path = app_default.outdir / f"{app_default.stacks[key].artifact_id}.assets.json"
+        assert not json.loads(path.read_text()).get("dockerImages")
+
+
+def test_training_job_properties(app_default):
+    props = _job(app_default)["Properties"]
+    assert props["JobNamePrefix"] == "imdb-sentiment"
+    assert props["InstanceType"] == "ml.m5.xlarge"
+    assert props["Spot"] == "false" and props["EnableNetworkIsolation"] == "true"
+    assert props["HyperParameters"] == {}  # the package's defaults
+    assert props["MetricDefinitions"] == metric_definitions()
+    assert "Fn::Sub" in props["TrainingImage"] and "container-assets" in props["TrainingImage"]["Fn::Sub"]
+    # Data and output locations come from the data stack's bucket name.
+    joined = json.dumps(props["TrainDataUri"])
+    assert "imdbsentiment-data-" in joined and "datasets/imdb-" in joined
+    assert "/models/" in json.dumps(props["OutputPath"])
+    # MaxRuntime + start-up margin fits the provider's total timeout, which fits CloudFormation's hour.
+    assert int(props["MaxRuntimeInSeconds"]) == 40 * 60
+    assert int(_job(app_default)["Properties"]["ServiceTimeout"]) == 3600
+
+
+def test_provider_waits_long_enough_and_not_longer_than_cloudformation(app_default):
+    (machine,) = app_default.resources("training", "AWS::StepFunctions::StateMachine").values()
+    definition = json.dumps(machine["Properties"]["DefinitionString"])
+    interval = int(re.search(r'IntervalSeconds\\":(\d+)', definition).group(1))
+    attempts = int(re.search(r'MaxAttempts\\":(\d+)', definition).group(1))
+    total = interval * attempts
+    runtime = int(_job(app_default)["Properties"]["MaxRuntimeInSeconds"])
+    assert interval == 60
+    assert runtime + 10 * 60 <= total <= 3600 - 120
+    assert machine["Properties"]["LoggingConfiguration"]["Level"] == "ALL"
+
+
+def test_spot_training_sets_wait_and_checkpoints(app_provisioned):
+    props = _job(app_provisioned)["Properties"]
+    assert props["Spot"] == "true"
+    assert int(props["MaxWaitTimeInSeconds"]) >= int(props["MaxRuntimeInSeconds"])
+    assert "/checkpoints/" in json.dumps(props["CheckpointUri"])
+    (machine,) = app_provisioned.resources("training", "AWS::StepFunctions::StateMachine").values()
+    definition = json.dumps(machine["Properties"]["DefinitionString"])
+    attempts = int(re.search(r'MaxAttempts\\":(\d+)', definition).group(1))
+    assert int(props["MaxWaitTimeInSeconds"]) + 600 <= attempts * 60 <= 3600 - 120
+
+
+def test_hyperparameters_from_context_are_strings(app_default, app_provisioned):
+    assert _job(app_provisioned)["Properties"]["HyperParameters"] == {"bidirectional": "false", "epochs": "3"}
+    # A different identity: a new model version for the endpoint.
+    assert app_provisioned.stacks["training"].model_version != app_default.stacks["training"].model_version
+
+
+def _statements(app, key, role_prefix):
+    policies = app.resources(key, "AWS::IAM::Policy")
+    found = []
+    for policy in policies.values():
+        roles = json.dumps(policy["Properties"].get("Roles", []))
+        if role_prefix in roles:
+            found += policy["Properties"]["PolicyDocument"]["Statement"]
+    return found
+
+
+def test_sagemaker_role_is_least_privilege(app_default):
+    statements = {s.get("Sid"): s for s in _statements(app_default, "training", "SageMakerTrainingRole")}
+    assert statements["ReadTrainingData"]["Action"] == "s3:GetObject"
+    assert json.dumps(statements["ReadTrainingData"]["Resource"]).endswith('/aclImdb.tar.gz"]]}')
+    assert statements["ListTrainingData"]["Condition"]["StringLike"]["s3:prefix"][0].startswith("datasets/imdb-")
+    assert statements["WriteModel"]["Action"] == "s3:PutObject"
+    assert "/models/imdb-sentiment-*" in json.dumps(statements["WriteModel"]["Resource"])
+    assert statements["Metrics"]["Condition"] == {
+        "StringEquals": {"cloudwatch:namespace": "/aws/sagemaker/TrainingJobs"}}
+    assert "Checkpoints" not in statements  # only with spot training
+    assert "/aws/sagemaker/TrainingJobs" in json.dumps(statements["Logs"]["Resource"])
+
+
+def test_custom_resource_handlers_may_only_touch_this_apps_jobs(app_default):
+    for role in ("OnEventRole", "IsCompleteRole"):
+        statements = _statements(app_default, "training", role)
+        sagemaker = [s for s in statements if any(a.startswith("sagemaker:") for a in _actions(s))]
+        assert sagemaker and all(
+            "training-job/imdb-sentiment-*" in json.dumps(s["Resource"]) for s in sagemaker)
+        passes = [s for s in statements if "iam:PassRole" in _actions(s)]
+        if role == "OnEventRole":
+            (passrole,) = passes
+            assert passrole["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
+            assert "SageMakerTrainingRole" in json.dumps(passrole["Resource"])
+        else:
+            assert not passes
+
+
+def test_handlers_run_the_training_job_code(app_default):
+    t = app_default.template("training")
+    for handler in ("handler.on_event", "handler.is_complete"):
+        t.has_resource_properties("AWS::Lambda::Function", {
+            "Handler": handler, "Runtime": Match.string_like_regexp(r"^python3\.1[2-9]$"), "Timeout": 60})
+
+
+def test_outputs(app_default):
+    outputs = app_default.templates["training"]["Outputs"]
+    for name, attribute in (("ModelArtifactUri", "ModelArtifactUri"), ("TrainingJobName", "TrainingJobName"),
+                            ("ValidationAccuracy", "Metric_validation_accuracy")):
+        assert outputs[name]["Value"] == {"Fn::GetAtt": ["TrainingJob", attribute]}
+
+
+def test_metric_regexes_scrape_the_training_log():
+    log = ("epoch=1 train:loss=0.4123 validation:loss=0.3100 validation:accuracy=0.8712 epoch_seconds=81.0\n"
+           "validation:accuracy=0.8912 validation:f1=0.8899 best_epoch=3\n"
+           "test:accuracy=0.8850 test:precision=0.8801 test:recall=0.8912 test:f1=0.8856 test:loss=1e-3\n")
+    found = {}
+    for definition in metric_definitions():
+        matches = re.findall(definition["Regex"], log)
+        if matches:
+            found[definition["Name"]] = float(matches[-1])  # SageMaker keeps the last value as final
+    assert found == {"train:loss": 0.4123, "validation:loss": 0.31, "validation:accuracy": 0.8912,
+                     "validation:f1": 0.8899, "test:accuracy": 0.885, "test:precision": 0.8801,
+                     "test:recall": 0.8912, "test:f1": 0.8856}
+    assert set(found) == set(METRIC_NAMES)
+    # validation:loss does not also match inside a longer name, nor does loss match accuracy.
+    assert re.findall(dict((d["Name"], d["Regex"]) for d in metric_definitions())["train:loss"],
+                      "xtrain:loss=9 train:loss=0.5") == ["0.5"]
+
+
+def _actions(statement):
+    actions = statement["Action"]
+    return [actions] if isinstance(actions, str) else actions

@@ -1,0 +1,335 @@
+"""The training-job custom resource handlers under botocore's Stubber (every call scripted) and moto."""
+from __future__ import annotations
+
+import copy
+import datetime
+import importlib.util
+import re
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.stub import ANY, Stubber
+from hypothesis import given
+from hypothesis import strategies as st
+
+HANDLER = Path(__file__).resolve().parent.parent / "lambda" / "training_job" / "handler.py"
+ACCOUNT = "123456789012"
+IMAGE = f"{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/cdk-hnb659fds-container-assets-{ACCOUNT}-us-east-1:abc123"
+METRICS = [{"Name": "validation:accuracy", "Regex": r"\bvalidation:accuracy=([0-9.]+)"},
+           {"Name": "test:accuracy", "Regex": r"\btest:accuracy=([0-9.]+)"}]
+PROPS = {
+    "ServiceToken": "arn:aws:lambda:us-east-1:123456789012:function:provider",
+    "JobNamePrefix": "imdb-sentiment",
+    "TrainingImage": IMAGE,
+    "RoleArn": f"arn:aws:iam::{ACCOUNT}:role/SageMakerTrainingRole",
+    "TrainDataUri": "s3://imdbsentiment-data-123456789012-us-east-1/datasets/imdb-0123456789abcdef/",
+    "OutputPath": "s3://imdbsentiment-data-123456789012-us-east-1/models/",
+    "InstanceType": "ml.m5.xlarge",
+    "InstanceCount": "1",
+    "VolumeSizeInGB": "30",
+    "MaxRuntimeInSeconds": "2400",
+    "Spot": "false",
+    "MaxWaitTimeInSeconds": "2700",
+    "CheckpointUri": "s3://imdbsentiment-data-123456789012-us-east-1/checkpoints/",
+    "EnableNetworkIsolation": "true",
+    "HyperParameters": {"epochs": "3"},
+    "MetricDefinitions": METRICS,
+}
+NOT_FOUND = ("ValidationException", "Requested resource not found.")
+
+
+def load_handler():
+    spec = importlib.util.spec_from_file_location("training_job_handler", HANDLER)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_SHARED = load_handler()  # for tests that keep no state in it
+
+
+@pytest.fixture
+def handler():
+    return load_handler()
+
+
+@pytest.fixture
+def sm(handler, monkeypatch):
+    """A real sagemaker client with every call scripted; the test fails on any call it did not expect."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    client = boto3.client("sagemaker", region_name="us-east-1")
+    handler._CLIENT = client
+    with Stubber(client) as stubber:
+        yield stubber
+        stubber.assert_no_pending_responses()
+
+
+def event(request, props=None, physical_id=None, old=None):
+    e = {"RequestType": request, "ResourceProperties": copy.deepcopy(props or PROPS),
+         "StackId": "arn:aws:cloudformation:us-east-1:123456789012:stack/ImdbSentiment-Training/x",
+         "RequestId": "0a1b2c3d-request", "LogicalResourceId": "TrainingJob",
+         "ResourceType": "Custom::SageMakerTrainingJob"}
+    if physical_id:
+        e["PhysicalResourceId"] = physical_id
+    if old is not None:
+        e["OldResourceProperties"] = old
+    return e
+
+
+def job(name, status, **extra):
+    """A DescribeTrainingJob answer with every required field."""
+    now = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
+    answer = {
+        "TrainingJobName": name,
+        "TrainingJobArn": f"arn:aws:sagemaker:us-east-1:{ACCOUNT}:training-job/{name}",
+        "ModelArtifacts": {"S3ModelArtifacts": f"{PROPS['OutputPath']}{name}/output/model.tar.gz"},
+        "TrainingJobStatus": status,
+        "SecondaryStatus": {"InProgress": "Training", "Completed": "Completed", "Failed": "Failed",
+                            "Stopping": "Stopping", "Stopped": "Stopped"}[status],
+        "AlgorithmSpecification": {"TrainingImage": IMAGE, "TrainingInputMode": "File"},
+        "ResourceConfig": {"InstanceType": "ml.m5.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 30},
+        "StoppingCondition": {"MaxRuntimeInSeconds": 2400},
+        "CreationTime": now,
+    }
+    answer.update(extra)
+    return answer
+
+
+def expect_describe(sm, name, status=None, **extra):
+    if status is None:
+        sm.add_client_error("describe_training_job", *NOT_FOUND, expected_params={"TrainingJobName": name})
+    else:
+        sm.add_response("describe_training_job", job(name, status, **extra), {"TrainingJobName": name})
+
+
+def expect_create(sm, name, **params):
+    sm.add_response("create_training_job", {"TrainingJobArn": f"arn:aws:sagemaker:us-east-1:{ACCOUNT}:training-job/{name}"},
+                    {"TrainingJobName": name, **params} if params else None)
+
+
+# --- identity
+def test_job_name_is_a_hash_of_image_data_hyperparameters_and_output(handler):
+    base = handler.base_job_name(PROPS)
+    assert re.fullmatch(r"imdb-sentiment-[0-9a-f]{16}", base)
+    same = {**PROPS, "InstanceType": "ml.c5.2xlarge", "MaxRuntimeInSeconds": "600", "Spot": "true"}
+    assert handler.base_job_name(same) == base  # what a job *is* did not change
+    for key, value in (("TrainingImage", IMAGE + "x"), ("TrainDataUri", PROPS["TrainDataUri"] + "x/"),
+                       ("OutputPath", "s3://other-bucket/models/"), ("HyperParameters", {"epochs": "4"})):
+        assert handler.base_job_name({**PROPS, key: value}) != base, key
+
+
+def test_longest_prefix_still_makes_valid_names(handler):
+    props = {**PROPS, "JobNamePrefix": "a" * 40}
+    names = list(handler._attempt_names(handler.base_job_name(props)))
+    assert len(names) == handler.MAX_ATTEMPTS
+    assert all(len(n) <= 63 and re.fullmatch(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}", n) for n in names)
+    with pytest.raises(ValueError, match="JobNamePrefix"):
+        handler.base_job_name({**PROPS, "JobNamePrefix": "a" * 50})
+
+
+# --- create
+def test_create_starts_the_job_with_the_channel_output_and_limits(handler, sm):
+    name = handler.base_job_name(PROPS)
+    expect_describe(sm, name)
+    expect_create(sm, name,
+                  AlgorithmSpecification={"TrainingImage": IMAGE, "TrainingInputMode": "File",
+                                          "MetricDefinitions": METRICS},
+                  RoleArn=PROPS["RoleArn"],
+                  InputDataConfig=[{"ChannelName": "train", "CompressionType": "None", "InputMode": "File",
+                                    "DataSource": {"S3DataSource": {
+                                        "S3DataType": "S3Prefix", "S3Uri": PROPS["TrainDataUri"],
+                                        "S3DataDistributionType": "FullyReplicated"}}}],
+                  OutputDataConfig={"S3OutputPath": PROPS["OutputPath"]},
+                  ResourceConfig={"InstanceType": "ml.m5.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 30},
+                  StoppingCondition={"MaxRuntimeInSeconds": 2400},
+                  HyperParameters={"epochs": "3"},
+                  EnableNetworkIsolation=True,
+                  EnableManagedSpotTraining=False)
+    assert handler.on_event(event("Create"), None) == {"PhysicalResourceId": name}
+
+
+def test_create_with_spot_training_sets_wait_and_checkpoints(handler, sm):
+    props = {**PROPS, "Spot": "true"}
+    name = handler.base_job_name(props)
+    expect_describe(sm, name)
+    expect_create(sm, name,
+                  AlgorithmSpecification=ANY, RoleArn=ANY, InputDataConfig=ANY, OutputDataConfig=ANY,
+                  ResourceConfig=ANY, HyperParameters=ANY, EnableNetworkIsolation=True,
+                  StoppingCondition={"MaxRuntimeInSeconds": 2400, "MaxWaitTimeInSeconds": 2700},
+                  EnableManagedSpotTraining=True,
+                  CheckpointConfig={"S3Uri": f"{PROPS['CheckpointUri']}{name}/", "LocalPath": "/opt/ml/checkpoints"})
+    assert handler.on_event(event("Create", props), None) == {"PhysicalResourceId": name}
+
+
+def test_create_adopts_a_job_that_already_runs_or_finished(handler, sm):
+    name = handler.base_job_name(PROPS)
+    expect_describe(sm, name, "Completed")
+    assert handler.on_event(event("Create"), None) == {"PhysicalResourceId": name}
+    expect_describe(sm, name, "InProgress")
+    assert handler.on_event(event("Create"), None) == {"PhysicalResourceId": name}
+
+
+def test_create_after_a_failed_attempt_uses_the_next_name(handler, sm):
+    base = handler.base_job_name(PROPS)
+    expect_describe(sm, base, "Failed", FailureReason="AlgorithmError: out of memory")
+    expect_describe(sm, f"{base}-r1", "Stopped")
+    expect_describe(sm, f"{base}-r2")
+    expect_create(sm, f"{base}-r2", AlgorithmSpecification=ANY, RoleArn=ANY, InputDataConfig=ANY,
+                  OutputDataConfig=ANY, ResourceConfig=ANY, StoppingCondition=ANY, HyperParameters=ANY,
+                  EnableNetworkIsolation=ANY, EnableManagedSpotTraining=ANY)
+    assert handler.on_event(event("Create"), None) == {"PhysicalResourceId": f"{base}-r2"}
+
+
+def test_create_gives_up_after_every_name_failed(handler, sm):
+    for name in handler._attempt_names(handler.base_job_name(PROPS)):
+        expect_describe(sm, name, "Failed", FailureReason="ClientError: bad data")
+    with pytest.raises(RuntimeError, match="all failed or were stopped"):
+        handler.on_event(event("Create"), None)
+
+
+def test_create_passes_other_errors_on(handler, sm):
+    name = handler.base_job_name(PROPS)
+    sm.add_client_error("describe_training_job", "AccessDeniedException", "not authorized",
+                        expected_params={"TrainingJobName": name})
+    with pytest.raises(Exception, match="AccessDenied"):
+        handler.on_event(event("Create"), None)
+
+
+# --- wait
+def test_is_complete_waits_while_the_job_runs(handler, sm):
+    name = handler.base_job_name(PROPS)
+    expect_describe(sm, name, "InProgress")
+    assert handler.is_complete(event("Create", physical_id=name), None) == {"IsComplete": False}
+
+
+def test_is_complete_returns_artifact_and_metrics_when_done(handler, sm):
+    name = handler.base_job_name(PROPS)
+    now = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
+    expect_describe(sm, name, "Completed", BillableTimeInSeconds=812, FinalMetricDataList=[
+        {"MetricName": "validation:accuracy", "Value": 0.89124, "Timestamp": now}])
+    result = handler.is_complete(event("Create", physical_id=name), None)
+    assert result["IsComplete"] is True
+    data = result["Data"]
+    assert data["TrainingJobName"] == name
+    assert data["ModelArtifactUri"] == f"{PROPS['OutputPath']}{name}/output/model.tar.gz"
+    assert data["ModelArtifactArn"] == (
+        f"arn:aws:s3:::imdbsentiment-data-123456789012-us-east-1/models/{name}/output/model.tar.gz")
+    assert data["Metric_validation_accuracy"] == "0.8912"
+    assert data["Metric_test_accuracy"] == "n/a"  # defined but never logged: still an attribute
+    assert data["BillableTimeInSeconds"] == "812"
+    assert all(isinstance(v, str) for v in data.values())
+
+
+def test_failed_job_fails_the_deploy_with_its_reason(handler, sm):
+    name = handler.base_job_name(PROPS)
+    expect_describe(sm, name, "Failed", FailureReason="AlgorithmError: HyperparameterError: unknown hyperparameter 'epoch'")
+    with pytest.raises(RuntimeError, match="failed: AlgorithmError: HyperparameterError: unknown hyperparameter 'epoch'"):
+        handler.is_complete(event("Create", physical_id=name), None)
+
+
+def test_stopped_job_fails_the_deploy(handler, sm):
+    name = handler.base_job_name(PROPS)
+    expect_describe(sm, name, "Stopped", FailureReason="MaxWaitTimeInSeconds exceeded")
+    with pytest.raises(RuntimeError, match="stopped before it completed: MaxWaitTimeInSeconds exceeded"):
+        handler.is_complete(event("Update", physical_id=name), None)
+
+
+def test_vanished_job_fails_the_deploy(handler, sm):
+    expect_describe(sm, "imdb-sentiment-0000000000000000")
+    with pytest.raises(RuntimeError, match="does not exist"):
+        handler.is_complete(event("Create", physical_id="imdb-sentiment-0000000000000000"), None)
+
+
+# --- update
+def test_update_without_a_new_identity_keeps_the_job(handler, sm):
+    name = handler.base_job_name(PROPS)
+    changed = {**PROPS, "InstanceType": "ml.c5.2xlarge", "MaxRuntimeInSeconds": "1800"}
+    assert handler.on_event(event("Update", changed, physical_id=name, old=PROPS), None) == {"PhysicalResourceId": name}
+    # A job adopted after a failed first name keeps its -r<n> name too.
+    assert handler.on_event(event("Update", changed, physical_id=f"{name}-r1", old=PROPS), None) == {
+        "PhysicalResourceId": f"{name}-r1"}
+    expect_describe(sm, name, "Completed")
+    assert handler.is_complete(event("Update", changed, physical_id=name), None)["IsComplete"] is True
+
+
+def test_update_with_new_hyperparameters_starts_a_new_job(handler, sm):
+    old_name = handler.base_job_name(PROPS)
+    new = {**PROPS, "HyperParameters": {"epochs": "4"}}
+    new_name = handler.base_job_name(new)
+    assert new_name != old_name
+    expect_describe(sm, new_name)
+    expect_create(sm, new_name, AlgorithmSpecification=ANY, RoleArn=ANY, InputDataConfig=ANY,
+                  OutputDataConfig=ANY, ResourceConfig=ANY, StoppingCondition=ANY,
+                  HyperParameters={"epochs": "4"}, EnableNetworkIsolation=ANY, EnableManagedSpotTraining=ANY)
+    assert handler.on_event(event("Update", new, physical_id=old_name, old=PROPS), None) == {
+        "PhysicalResourceId": new_name}
+
+
+# --- delete
+def test_delete_while_running_stops_the_job_and_waits(handler, sm):
+    name = handler.base_job_name(PROPS)
+    expect_describe(sm, name, "InProgress")
+    sm.add_response("stop_training_job", {}, {"TrainingJobName": name})
+    assert handler.on_event(event("Delete", physical_id=name), None) == {"PhysicalResourceId": name}
+    expect_describe(sm, name, "Stopping")
+    assert handler.is_complete(event("Delete", physical_id=name), None) == {"IsComplete": False}
+    expect_describe(sm, name, "Stopped")
+    assert handler.is_complete(event("Delete", physical_id=name), None) == {"IsComplete": True}
+
+
+def test_delete_of_a_finished_job_leaves_it(handler, sm):
+    name = handler.base_job_name(PROPS)
+    expect_describe(sm, name, "Completed")  # no stop call scripted: a stop would fail the test
+    assert handler.on_event(event("Delete", physical_id=name), None) == {"PhysicalResourceId": name}
+    expect_describe(sm, name, "Completed")
+    assert handler.is_complete(event("Delete", physical_id=name), None) == {"IsComplete": True}
+
+
+def test_delete_tolerates_a_stop_race_and_a_missing_job(handler, sm):
+    name = handler.base_job_name(PROPS)
+    expect_describe(sm, name, "InProgress")
+    sm.add_client_error("stop_training_job", "ValidationException", "The job is not in a stoppable state.",
+                        expected_params={"TrainingJobName": name})
+    handler.on_event(event("Delete", physical_id=name), None)
+    expect_describe(sm, name)
+    assert handler.is_complete(event("Delete", physical_id=name), None) == {"IsComplete": True}
+
+
+def test_delete_after_a_failed_create_touches_nothing(handler, sm):
+    """A failed Create leaves the request id as physical id: no job of ours, no SageMaker call."""
+    rid = "0a1b2c3d-request"
+    assert handler.on_event(event("Delete", physical_id=rid), None) == {"PhysicalResourceId": rid}
+    assert handler.is_complete(event("Delete", physical_id=rid), None) == {"IsComplete": True}
+
+
+# --- attributes
+@given(st.text(min_size=1, max_size=60))
+def test_metric_attribute_names_are_plain(name):
+    assert re.fullmatch(r"Metric_[A-Za-z0-9_]*", _SHARED.metric_attribute(name))
+
+
+def test_metric_attribute_examples(handler):
+    assert handler.metric_attribute("validation:accuracy") == "Metric_validation_accuracy"
+    assert handler.metric_attribute("test:f1") == "Metric_test_f1"
+
+
+# --- the same flow against moto's SageMaker
+def test_create_then_complete_under_moto(handler, monkeypatch):
+    from moto import mock_aws
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    with mock_aws():
+        handler._CLIENT = None  # the handler's own client, under moto
+        created = handler.on_event(event("Create"), None)
+        name = created["PhysicalResourceId"]
+        described = handler._client().describe_training_job(TrainingJobName=name)
+        assert described["AlgorithmSpecification"]["TrainingImage"] == IMAGE
+        done = handler.is_complete(event("Create", physical_id=name), None)
+        assert done["IsComplete"] is True
+        assert done["Data"]["ModelArtifactUri"].endswith(f"/models/{name}/output/model.tar.gz")
+        # Same properties again: the same job, adopted rather than created twice.
+        assert handler.on_event(event("Create"), None) == created
