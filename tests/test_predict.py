@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from fixtures_local import HANDLER_PATH, PYTHON, REPO, child_env, load_module
+from fixtures_local import PYTHON, REPO, child_env, load_module
 
 predict = load_module("predict_under_test", REPO / "scripts" / "predict.py")
 front_mod = load_module("local_front_for_predict", REPO / "scripts" / "local_front.py")

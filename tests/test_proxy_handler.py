@@ -10,8 +10,6 @@ import pytest
 from botocore.response import StreamingBody
 from botocore.stub import ANY, Stubber
 
-from fixtures_local import FakeEndpoint
-
 
 def event(body=None, *, content_type: str | None = "application/json", method: str = "POST",
           path: str = "/predict", b64: bool = False, headers: dict | None = None) -> dict:
