@@ -35,13 +35,26 @@ REPO = Path(__file__).resolve().parent.parent
 DEFAULT_WEB = REPO / "web"
 DEFAULT_HANDLER = REPO / "lambda" / "proxy" / "handler.py"
 
-# What the cloud's CloudFront response-headers policy sends (issue 3 / stacks): keep them in step.
-CONTENT_SECURITY_POLICY = "default-src 'self'; script-src 'self'; style-src 'self'"
+# What the site's CloudFront response-headers policy sends (stacks/site.py; a test keeps the two in
+# step), less what only makes sense over HTTPS: upgrade-insecure-requests and HSTS.
+CONTENT_SECURITY_POLICY = "; ".join([
+    "default-src 'self'",
+    "script-src 'self'",
+    "style-src 'self'",
+    "img-src 'self' data:",
+    "connect-src 'self'",
+    "font-src 'self'",
+    "object-src 'none'",
+    "base-uri 'none'",
+    "form-action 'self'",
+    "frame-ancestors 'none'",
+])
 SECURITY_HEADERS = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "strict-origin-when-cross-origin",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
 }
 # API Gateway's own limits.
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024

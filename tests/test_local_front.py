@@ -155,7 +155,8 @@ def test_static_files_and_config(inprocess_front):
     url, seen, _ = inprocess_front
     status, headers, body = request(url + "/")
     assert status == 200 and headers["Content-Type"].startswith("text/html")
-    assert headers["Content-Security-Policy"] == "default-src 'self'; script-src 'self'; style-src 'self'"
+    assert headers["Content-Security-Policy"] == front_mod.CONTENT_SECURITY_POLICY
+    assert "script-src 'self'" in headers["Content-Security-Policy"]
     assert headers["X-Content-Type-Options"] == "nosniff"
     assert b'<script src="app.js"' in body
     for name, ctype in (("app.js", "text/javascript"), ("style.css", "text/css")):
@@ -168,6 +169,23 @@ def test_static_files_and_config(inprocess_front):
     for path in ("/nope.html", "/../pyproject.toml", "/%2e%2e/pyproject.toml", "/..%2fpyproject.toml"):
         assert request(url + path)[0] == 404, path
     assert not seen  # none of these reached the Lambda
+
+
+def test_security_headers_match_the_cloud():
+    """The local CSP is the CloudFront policy's (stacks/site.py), less what needs HTTPS."""
+    import ast
+    site = REPO / "stacks" / "site.py"
+    if not site.is_file():
+        pytest.skip("stacks/site.py is not there")
+    cloud = None
+    for node in ast.walk(ast.parse(site.read_text())):
+        if (isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "CONTENT_SECURITY_POLICY"
+                                                 for t in node.targets)):
+            cloud = ast.literal_eval(node.value.args[0]) if isinstance(node.value, ast.Call) \
+                else ast.literal_eval(node.value).split("; ")
+    assert cloud, "CONTENT_SECURITY_POLICY not found in stacks/site.py"
+    local = front_mod.CONTENT_SECURITY_POLICY.split("; ")
+    assert set(local) == set(cloud) - {"upgrade-insecure-requests"}
 
 
 def test_oversized_and_chunked_requests_are_refused_before_the_lambda(inprocess_front):
