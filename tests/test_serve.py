@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from fixtures_model import WORDS, ServeProcess, child_env, free_port, http
+from fixtures_model import WORDS, ServeProcess, child_env, http
 from model.serve import Config
 
 REVIEW = "A wonderful, brilliant film: superb acting and a beautiful, delightful story."
