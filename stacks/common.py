@@ -58,7 +58,7 @@ def access_logs_bucket(scope: Construct, id: str, settings: Settings, *,
         block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
         enforce_ssl=True,
         object_ownership=object_ownership,
-        lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(max(settings.log_retention_days, 1)))],
+        lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(settings.log_retention_days))],
         **bucket_removal(settings, data=False),
     )
     ack(bucket, "AwsSolutions-S1",

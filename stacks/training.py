@@ -45,6 +45,7 @@ class TrainingStack(Stack):
             {"image": self.image.asset_hash, "data": data.data_hash, "hyperparameters": dict(settings.hyperparameters)},
             sort_keys=True).encode()).hexdigest()[:16]
 
+        prefix = job_name_prefix(settings)
         bucket = s3.Bucket.from_bucket_name(self, "DataBucket", data.bucket_name)
         role = iam.Role(self, "SageMakerTrainingRole", assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
                         description="SageMaker training job: reads its data, writes its model, pulls its image")
@@ -53,21 +54,20 @@ class TrainingStack(Stack):
         role.add_to_policy(iam.PolicyStatement(
             sid="ListTrainingData", actions=["s3:ListBucket"], resources=[bucket.bucket_arn],
             conditions={"StringLike": {"s3:prefix": [f"{data.data_prefix}*"]}}))
-        # Job names are decided at deploy time (a content hash): the output grant is held to this app's prefix.
-        output_objects = bucket.arn_for_objects(f"{MODELS_PREFIX}{job_name_prefix(settings)}-*")
-        role.add_to_policy(iam.PolicyStatement(sid="WriteModel", actions=["s3:PutObject"], resources=[output_objects]))
-        wildcards = [f"Resource::arn:<AWS::Partition>:s3:::{data.bucket_name_pattern}/{MODELS_PREFIX}"
-                     f"{job_name_prefix(settings)}-*"]
+        # Job names are decided at deploy time (a content hash): output and checkpoint grants are held to
+        # this app's job-name prefix.
+        role.add_to_policy(iam.PolicyStatement(sid="WriteModel", actions=["s3:PutObject"],
+                                               resources=[bucket.arn_for_objects(f"{MODELS_PREFIX}{prefix}-*")]))
+        prefixes = [MODELS_PREFIX]
         if settings.spot_training:
-            checkpoints = bucket.arn_for_objects(f"{CHECKPOINTS_PREFIX}{job_name_prefix(settings)}-*")
             role.add_to_policy(iam.PolicyStatement(
                 sid="Checkpoints", actions=["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
-                resources=[checkpoints]))
+                resources=[bucket.arn_for_objects(f"{CHECKPOINTS_PREFIX}{prefix}-*")]))
             role.add_to_policy(iam.PolicyStatement(
                 sid="ListCheckpoints", actions=["s3:ListBucket"], resources=[bucket.bucket_arn],
-                conditions={"StringLike": {"s3:prefix": [f"{CHECKPOINTS_PREFIX}{job_name_prefix(settings)}-*"]}}))
-            wildcards.append(f"Resource::arn:<AWS::Partition>:s3:::{data.bucket_name_pattern}/{CHECKPOINTS_PREFIX}"
-                             f"{job_name_prefix(settings)}-*")
+                conditions={"StringLike": {"s3:prefix": [f"{CHECKPOINTS_PREFIX}{prefix}-*"]}}))
+            prefixes.append(CHECKPOINTS_PREFIX)
+        wildcards = [f"Resource::arn:<AWS::Partition>:s3:::{data.bucket_name_pattern}/{p}{prefix}-*" for p in prefixes]
         self.image.repository.grant_pull(role)
         training_logs = f"arn:{Aws.PARTITION}:logs:{Aws.REGION}:{Aws.ACCOUNT_ID}:log-group:/aws/sagemaker/TrainingJobs"
         role.add_to_policy(iam.PolicyStatement(
@@ -88,7 +88,6 @@ class TrainingStack(Stack):
             "Resource::*")
 
         # --- the custom resource
-        prefix = job_name_prefix(settings)
         job_arns = f"arn:{Aws.PARTITION}:sagemaker:{Aws.REGION}:{Aws.ACCOUNT_ID}:training-job/{prefix}-*"
         code = lambda_.Code.from_asset(str(REPO_ROOT / "lambda" / "training_job"),
                                        exclude=["__pycache__", "*.pyc"])
