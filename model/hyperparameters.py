@@ -35,6 +35,8 @@ class Hyperparameters:
     epochs: int = 6
     batch_size: int = 64
     learning_rate: float = 2e-3
+    # "constant", or "linear": decay to zero over the run (larger steps early, fine ones late)
+    lr_schedule: str = "constant"
     weight_decay: float = 0.0
     grad_clip: float = 5.0
     validation_fraction: float = 0.1
@@ -55,6 +57,7 @@ class Hyperparameters:
         need(self.pooling in ("last", "last+max"), "pooling", "must be one of last, last+max")
         need(0.0 <= self.dropout < 1.0, "dropout", "must be in [0, 1)")
         need(self.learning_rate > 0, "learning_rate", "must be positive")
+        need(self.lr_schedule in ("constant", "linear"), "lr_schedule", "must be one of constant, linear")
         need(self.weight_decay >= 0, "weight_decay", "must be >= 0")
         need(self.grad_clip >= 0, "grad_clip", "must be >= 0 (0 turns clipping off)")
         need(0.0 < self.validation_fraction < 1.0, "validation_fraction", "must be in (0, 1)")

@@ -77,8 +77,13 @@ def _stemmer():
 
 
 @functools.lru_cache(maxsize=200_000)  # bounded: hostile input must not grow memory without end
-def porter_stem(word: str) -> str:
+def _cached_stem(word: str) -> str:
     return _stemmer().stem(word)
+
+
+def porter_stem(word: str) -> str:
+    # Real words are short; a 100 KB "word" from a hostile caller is stemmed but never cached.
+    return _cached_stem(word) if len(word) <= 64 else _stemmer().stem(word)
 
 
 @dataclass(frozen=True)

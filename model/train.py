@@ -122,9 +122,10 @@ def main(argv: list[str] | None = None) -> int:
         tune_malloc()
         hp = resolve_hyperparameters(args, paths)
         from .data import load
+
+        dataset = load(args.data or paths.data)  # a missing or bad channel fails before torch loads
         from .training import fit
 
-        dataset = load(args.data or paths.data)
         fit(dataset, hp, args.model_dir or paths.model_dir, progress=not args.quiet,
             evaluate_test=not args.no_test)
         return 0
