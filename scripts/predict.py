@@ -4,7 +4,7 @@
   python scripts/predict.py "A wonderful, moving film."                 # local mode (make local)
   python scripts/predict.py --explain --file review.txt                 # per-word explanation
   echo "Dull and far too long." | python scripts/predict.py             # from stdin
-  python scripts/predict.py --stack ImdbSentimentApi "Great acting."    # a deployed stack's API
+  python scripts/predict.py --stack ImdbSentiment-Api "Great acting."    # a deployed stack's API
   python scripts/predict.py --url https://d123.cloudfront.net/api "Great acting."
 
 The API is ``POST {apiUrl}/predict`` with ``{"text": ..., "explain": ...}`` (docs/architecture.md).

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 
 from aws_cdk import Aws, CfnOutput, CustomResource, Duration, Stack
 from aws_cdk import aws_ecr_assets as ecr_assets
@@ -14,19 +13,12 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
+# What the training log prints and SageMaker scrapes: one definition, shared with scripts/sagemaker_job.py.
+from model.metrics import LOGGED_METRICS as METRIC_NAMES, metric_definitions
+
 from .common import ARCHITECTURE, PYTHON_RUNTIME, ack, log_group
 from .data import CHECKPOINTS_PREFIX, MODELS_PREFIX, DataStack
 from .settings import CFN_CUSTOM_RESOURCE_LIMIT_MINUTES, REPO_ROOT, Settings
-
-# The training log prints ``name=value`` tokens (model/metrics.py: ``validation:accuracy=0.8912``).
-METRIC_NAMES = ("train:loss", "validation:loss", "validation:accuracy", "validation:f1",
-                "test:accuracy", "test:precision", "test:recall", "test:f1")
-_NUMBER = r"([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
-
-
-def metric_definitions() -> list[dict[str, str]]:
-    return [{"Name": name, "Regex": rf"\b{re.escape(name)}={_NUMBER}"} for name in METRIC_NAMES]
-
 
 def job_name_prefix(settings: Settings) -> str:
     """Training job names are ``<prefix>-<16 hex>[-r<n>]``: at most 63 characters."""
