@@ -409,7 +409,8 @@ class Worker:
             pass
         self.lfd = -1
         for conn in list(self.conns.values()):  # requests already arriving are still answered
-            if not conn.rbuf and not conn.wbuf and conn.head is None and not conn.inflight:
+            if (not conn.rbuf and not conn.wbuf and conn.head is None and not conn.inflight
+                    and not _unread_input(conn.sock)):
                 self._close(conn)
 
     def _warm_stemmer(self) -> None:
@@ -768,6 +769,15 @@ class Worker:
                 self._close(conn)
         if not self.accepting and not self.draining and len(self.conns) < MAX_CONNECTIONS:
             self._accept_on()
+
+
+def _unread_input(sock: socket.socket) -> bool:
+    """Whether the caller's bytes wait in the kernel, not read yet (a request sent while the worker
+    was busy): such a connection is not idle."""
+    try:
+        return bool(sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
+    except OSError:  # BlockingIOError: nothing waiting
+        return False
 
 
 def _runtime_path(path: str) -> bool:
