@@ -1,0 +1,68 @@
+"""SIGTERM drain: a request that has fully arrived is answered, even if the worker has not read it yet.
+
+tests/test_serve.py ``test_sigterm_drains_in_flight_requests`` covers a request the worker is reading
+(half of it sent) and an idle keep-alive connection (closed). This covers the case between them that
+benchmarks/worker_kill.py found under load: a keep-alive connection that was idle, whose next request
+arrives complete while the worker is busy scoring someone else's batch, and the signal comes before the
+worker gets back to its event loop. The bytes are in the kernel, not in the worker's buffer.
+"""
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import socket
+import time
+
+import pytest
+
+from fixtures_model import WORDS, ServeProcess
+
+REVIEW = b"A wonderful, brilliant film."
+
+
+def post(body: bytes, ctype: str) -> bytes:
+    return (f"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: {ctype}\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+
+
+def read_answer(s: socket.socket) -> tuple[int, dict, bytes]:
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        chunk = s.recv(65536)
+        assert chunk, "the connection closed without an answer"
+        buf += chunk
+    head, _, body = buf.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:])}
+    while len(body) < int(headers["content-length"]):
+        chunk = s.recv(65536)
+        assert chunk, "the connection closed in the middle of an answer"
+        body += chunk
+    return int(lines[0].split(" ")[1]), headers, body
+
+
+def test_sigterm_answers_a_request_waiting_unread_behind_a_busy_worker(make_model_dir, tmp_path):
+    model_dir = make_model_dir(max_len=400, hidden_dim=128, embedding_dim=32)
+    proc = ServeProcess(tmp_path / "serve.log", model_dir, workers=1)
+    try:
+        idle = socket.create_connection(("127.0.0.1", proc.port), timeout=60)
+        idle.sendall(post(REVIEW, "text/plain"))
+        assert read_answer(idle)[0] == 200  # a keep-alive connection, now idle
+        slow = json.dumps({"instances": [" ".join(WORDS[(i + j) % len(WORDS)] for j in range(260))
+                                         for i in range(8)], "explain": True}).encode()
+        busy = socket.create_connection(("127.0.0.1", proc.port), timeout=60)
+        busy.sendall(post(slow, "application/json"))
+        time.sleep(0.1)  # the worker has read it and is scoring it
+        idle.sendall(post(REVIEW, "text/plain"))  # complete, in the kernel, not read yet
+        time.sleep(0.02)
+        if select.select([busy], [], [], 0)[0]:
+            pytest.skip("the slow batch was answered before the signal: this machine is too fast for the race")
+        os.kill(proc.proc.pid, signal.SIGTERM)
+        status, headers, body = read_answer(idle)
+        assert status == 200 and "label" in json.loads(body) and headers.get("connection") == "close"
+        assert read_answer(busy)[0] == 200
+        assert proc.proc.wait(60) == 0
+    finally:
+        proc.stop()
