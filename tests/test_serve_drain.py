@@ -51,7 +51,7 @@ def test_sigterm_answers_a_request_waiting_unread_behind_a_busy_worker(make_mode
         idle.sendall(post(REVIEW, "text/plain"))
         assert read_answer(idle)[0] == 200  # a keep-alive connection, now idle
         slow = json.dumps({"instances": [" ".join(WORDS[(i + j) % len(WORDS)] for j in range(260))
-                                         for i in range(8)], "explain": True}).encode()
+                                         for i in range(4)], "explain": True}).encode()
         busy = socket.create_connection(("127.0.0.1", proc.port), timeout=60)
         busy.sendall(post(slow, "application/json"))
         time.sleep(0.1)  # the worker has read it and is scoring it
