@@ -62,7 +62,50 @@ def html_to_text(review: str) -> str:
         if review.count("<") == review.count(_BR) and ">" not in review.replace(_BR, ""):
             return review.replace(_BR, "")
     from bs4 import BeautifulSoup
-    return BeautifulSoup(review, "html.parser").get_text()
+    return BeautifulSoup(_neutralise_stray_markup(review), "html.parser").get_text()
+
+
+_TAG_START = re.compile(r"</?[A-Za-z]|<[!?]")
+
+
+def _neutralise_stray_markup(text: str) -> str:
+    """Escape every '<' that does not open a complete tag or comment, in one linear pass.
+
+    Python's html.parser is quadratic on unclosed markup (``<a x=`` or ``<!--`` repeated: minutes of
+    CPU for one 128 KB request; CVE-2025-6069). Well-formed tags and comments pass through unchanged,
+    and a stray '<' becomes ``&lt;``, which the parser turns back into the '<' it would have kept as
+    text: the words are the same, the cost is linear.
+    """
+    if "<" not in text:
+        return text
+    out: list[str] = []
+    i, gt = 0, -1
+    while True:
+        lt = text.find("<", i)
+        if lt < 0:
+            out.append(text[i:])
+            return "".join(out)
+        out.append(text[i:lt])
+        if text.startswith("<!--", lt):
+            end = text.find("-->", lt + 4)
+            if end < 0:  # no comment closes after this point: the rest is text
+                out.append(text[lt:].replace("<", "&lt;"))
+                return "".join(out)
+            out.append(text[lt:end + 3])
+            i = end + 3
+            continue
+        if gt < lt:
+            gt = text.find(">", lt + 1)
+            if gt < 0:  # no tag closes after this point: the rest is text
+                out.append(text[lt:].replace("<", "&lt;"))
+                return "".join(out)
+        next_lt = text.find("<", lt + 1, gt)
+        if next_lt >= 0 or not _TAG_START.match(text, lt):
+            out.append("&lt;")
+            i = lt + 1
+            continue
+        out.append(text[lt:gt + 1])
+        i = gt + 1
 
 
 def review_words(review: str) -> list[str]:

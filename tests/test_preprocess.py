@@ -115,3 +115,24 @@ def test_missing_stopwords_corpus_gives_an_actionable_error(tmp_path):
 def test_many_reviews_over_processes_match_single_process(original):
     reviews = [SAMPLES[i % len(SAMPLES)] + f" review number {i}" for i in range(2500)]
     assert original.tokens_many(reviews, workers=2) == [original.tokens(r) for r in reviews]
+
+
+HOSTILE_UNITS = ["<a x=", "<!--", "<b>", "<<<<>", "a < b ", "<a href='x'>t</a> ", "&#", "<![CDATA[", "<?x",
+                 "</", "x <!-- c --> y", "<p>end", "tail <a x=1"]
+
+
+@pytest.mark.parametrize("unit", HOSTILE_UNITS)
+def test_unclosed_markup_reads_as_the_parser_reads_it(unit):
+    """Stray '<' are escaped before parsing (html.parser is quadratic on them) with the same words."""
+    import re
+    from bs4 import BeautifulSoup
+    text = unit * 5 + " word"
+    expected = re.sub(r"[^a-z0-9]", " ", BeautifulSoup(text, "html.parser").get_text().lower()).split()
+    assert review_words(text) == expected
+
+
+def test_stray_markup_is_escaped_and_well_formed_markup_kept():
+    from model.preprocess import _neutralise_stray_markup
+    assert _neutralise_stray_markup("<a x=" * 3) == "&lt;a x=" * 3
+    assert _neutralise_stray_markup("<!--<!--") == "&lt;!--&lt;!--"
+    assert _neutralise_stray_markup("<i>ok</i> 3<4 <!-- c -->") == "<i>ok</i> 3&lt;4 <!-- c -->"
