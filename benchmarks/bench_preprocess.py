@@ -13,6 +13,8 @@ every review (the stem cache starts empty; workers are forked per run). Also tim
 process (per-core speed-up), and the ``negation`` mode on all cores.
 
 Parity: ours must give exactly the original tokens on every sampled review (asserted).
+A breakdown of ours follows (one process: splitting into words, then stemming each distinct word
+once; and how many stems the pool's workers compute between them, each with its own cache).
 ``--profile`` adds cProfile listings of both (the evidence for the design in docs/performance.md).
 """
 from __future__ import annotations
@@ -32,13 +34,24 @@ import _common  # noqa: E402
 from _common import footer, header, ratio  # noqa: E402
 
 
-def profile(fn, *args, top: int = 12) -> str:
+def clear_stem_cache() -> None:
+    """Empty our stem cache (its name moved between versions of model/preprocess.py)."""
+    from model import preprocess
+    for name in ("_cached_stem", "porter_stem"):
+        fn = getattr(preprocess, name, None)
+        if hasattr(fn, "cache_clear"):
+            fn.cache_clear()
+            return
+    raise RuntimeError("model.preprocess has no stem cache to clear")
+
+
+def profile(fn, *args, top: int = 12, sort: str = "tottime") -> str:
     prof = cProfile.Profile()
     prof.enable()
     fn(*args)
     prof.disable()
     out = io.StringIO()
-    pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(top)
+    pstats.Stats(prof, stream=out).sort_stats(sort).print_stats(top)
     lines = [ln for ln in out.getvalue().splitlines() if ln.strip()]
     return "\n".join(lines)
 
@@ -55,7 +68,7 @@ def main() -> int:
     _common.set_nltk_data()
     header("preprocessing: original per-review code vs ours")
     from model.data import load
-    from model.preprocess import Preprocessor, original_review_to_words, porter_stem
+    from model.preprocess import Preprocessor, original_review_to_words, porter_stem, review_words
 
     t0 = time.perf_counter()
     dataset = load(args.data)
@@ -73,21 +86,21 @@ def main() -> int:
     negation = Preprocessor.create("negation")
 
     # --- ours, all cores, all reviews (cold stem cache: workers fork from a parent with none)
-    porter_stem.cache_clear()
+    clear_stem_cache()
     t0 = time.perf_counter()
     ours_tokens = original.tokens_many(texts, workers=args.workers)
     ours_s = time.perf_counter() - t0
     print(f"ours     original mode, {args.workers} workers, all {n}: {ours_s:.2f} s "
           f"({1e3 * ours_s / n:.3f} ms/review wall)", flush=True)
 
-    porter_stem.cache_clear()
+    clear_stem_cache()
     t0 = time.perf_counter()
     neg_tokens = negation.tokens_many(texts, workers=args.workers)
     neg_s = time.perf_counter() - t0
     print(f"ours     negation mode, {args.workers} workers, all {n}: {neg_s:.2f} s", flush=True)
     del neg_tokens
 
-    porter_stem.cache_clear()
+    clear_stem_cache()
     t0 = time.perf_counter()
     one_tokens = original.tokens_many(texts, workers=1)
     one_s = time.perf_counter() - t0
@@ -124,12 +137,39 @@ def main() -> int:
           f"({'met' if base_50k / ours_s >= 300 else 'MISSED'}), total {ours_s:.1f} s "
           f"({'met' if ours_s <= 20 else 'MISSED'})")
 
+    # --- where ours spends its time (one process): words, then stemming each distinct word once
+    t0 = time.perf_counter()
+    words = [review_words(t) for t in texts]
+    words_s = time.perf_counter() - t0
+    distinct = {w for ws in words for w in ws if w not in original.stopwords}
+    clear_stem_cache()
+    t0 = time.perf_counter()
+    for w in distinct:
+        porter_stem(w)
+    stem_s = time.perf_counter() - t0
+    # what the pool's workers stem: each has its own cache, so a word met by both is stemmed twice
+    chunk = max(64, n // (args.workers * 16))
+    per_worker = [set() for _ in range(args.workers)]
+    for c, start in enumerate(range(0, n, chunk)):
+        seen = per_worker[c % args.workers]
+        for ws in words[start:start + chunk]:
+            seen.update(w for w in ws if w not in original.stopwords)
+    stemmed = sum(len(s) for s in per_worker)
+    print(f"\nbreakdown, one process: HTML check + lower-case + split of all {n}: {words_s:.1f} s; "
+          f"{len(distinct):,} distinct non-stopwords, stemming each once: {stem_s:.1f} s "
+          f"({1e3 * stem_s / len(distinct):.3f} ms/word); the rest (stopword filter, cache look-ups) "
+          f"~{max(0.0, one_s - words_s - stem_s):.1f} s of the one-process {one_s:.1f} s")
+    print(f"with {args.workers} workers (chunks of {chunk} dealt round-robin, as an estimate of the pool's "
+          f"dynamic dealing), {stemmed:,} stems are computed in all, {stemmed / len(distinct):.2f}x the "
+          f"distinct words: a cache each")
+    del words
+
     if args.profile:
         prof_idx = sample_idx[:20]
-        print("\n## cProfile: original code, 20 sampled reviews (sorted by own time)")
-        print(profile(lambda: [original_review_to_words(texts[i]) for i in prof_idx]))
-        porter_stem.cache_clear()
-        print("\n## cProfile: ours, one process, first 5000 reviews, cold stem cache")
+        print("\n## cProfile: original code, 20 sampled reviews (sorted by cumulative time)")
+        print(profile(lambda: [original_review_to_words(texts[i]) for i in prof_idx], top=25, sort="cumulative"))
+        clear_stem_cache()
+        print("\n## cProfile: ours, one process, first 5000 reviews, cold stem cache (sorted by own time)")
         print(profile(lambda: [original.tokens(t) for t in texts[:5000]]))
     footer()
     return 0
