@@ -10,6 +10,7 @@ Two modes:
   * ``original``: exactly the original tokens.
   * ``negation``: the same, but negations survive: "not", "no", "nor" are kept and the stems of
     n't-contractions ("don", "didn", "wasn", ...) become "not", so "didn't like" -> ["not", "like"].
+  * ``keep``: no stopword is dropped ("but", "too", "very", "only" stay); words are still stemmed.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
-MODES = ("original", "negation")
+MODES = ("original", "negation", "keep")
 
 _NON_ALNUM = re.compile(r"[^a-z0-9]")
 _BR = "<br />"
@@ -149,6 +150,8 @@ class Preprocessor:
     def _dropped(self) -> frozenset[str]:
         if self.mode == "negation":
             return self.stopwords - NEGATION_WORDS - NEGATION_CONTRACTIONS
+        if self.mode == "keep":
+            return frozenset()
         return self.stopwords
 
     def token(self, word: str) -> str | None:
@@ -161,7 +164,7 @@ class Preprocessor:
 
     def tokens(self, review: str) -> list[str]:
         dropped = self._dropped
-        if self.mode == "original":
+        if self.mode != "negation":
             return [porter_stem(w) for w in review_words(review) if w not in dropped]
         return [t for t in map(self.token, review_words(review)) if t is not None]
 

@@ -11,7 +11,7 @@ REPO = Path(__file__).resolve().parent.parent
 os.environ.setdefault("NLTK_DATA", str(REPO.parent / "shared" / "nltk_data"))
 
 from model.preprocess import (  # noqa: E402
-    Preprocessor, StopwordsMissing, html_to_text, nltk_english_stopwords, original_review_to_words,
+    Preprocessor, StopwordsMissing, html_to_text, nltk_english_stopwords, original_review_to_words, porter_stem,
     review_words,
 )
 
@@ -136,3 +136,11 @@ def test_stray_markup_is_escaped_and_well_formed_markup_kept():
     assert _neutralise_stray_markup("<a x=" * 3) == "&lt;a x=" * 3
     assert _neutralise_stray_markup("<!--<!--") == "&lt;!--&lt;!--"
     assert _neutralise_stray_markup("<i>ok</i> 3<4 <!-- c -->") == "<i>ok</i> 3&lt;4 <!-- c -->"
+
+
+def test_keep_mode_drops_no_word_but_still_stems(original):
+    keep = Preprocessor.create("keep", stopwords=original.stopwords)
+    review = "I didn't like it, but the acting was very good"
+    assert keep.tokens(review) == [porter_stem(w) for w in review_words(review)]
+    assert {"but", "veri"} <= set(keep.tokens(review))
+    assert keep.token("the") == "the"
