@@ -65,18 +65,23 @@ def occlusion_probabilities(model: LSTMClassifier, ids: list[int]) -> tuple[floa
     if n < 2 or len(model.forward_layers) != 1:
         return _plain(model, ids)
     x = model.embedding(torch.tensor(ids, dtype=torch.long))
+    with_max = model.pooling == "last+max"
     fwd = model.forward_layers[0]
     if not model.backward_layers:
-        full_h, finals = _occluded_finals(fwd, x)
-        features = torch.cat([full_h[None], finals])
+        full_last, last, full_max, maxed = _occluded_finals(fwd, x, with_max)
+        parts = [(full_last, last)] + ([(full_max, maxed)] if with_max else [])
     else:
         bwd = model.backward_layers[0]
-        pending = _submit(_occluded_finals, bwd, x.flip(0))
-        full_f, finals_f = _occluded_finals(fwd, x)
-        full_b, finals_b = pending.result() if isinstance(pending, Future) else pending
+        pending = _submit(_occluded_finals, bwd, x.flip(0), with_max)
+        f_last, f_rows, f_max, f_max_rows = _occluded_finals(fwd, x, with_max)
+        b_last, b_rows, b_max, b_max_rows = pending.result() if isinstance(pending, Future) else pending
         # backward row r removed token n-1-r: flip to the original order
-        features = torch.cat([torch.cat([full_f, full_b])[None],
-                              torch.cat([finals_f, finals_b.flip(0)], dim=1)])
+        parts = [(f_last, f_rows), (b_last, b_rows.flip(0))]
+        if with_max:
+            parts += [(f_max, f_max_rows), (b_max, b_max_rows.flip(0))]
+    # the dense layer's input, in the network's order: last state(s), then max-pooled state(s)
+    features = torch.cat([torch.cat([full for full, _ in parts])[None],
+                          torch.cat([rows for _, rows in parts], dim=1)])
     probs = torch.sigmoid(model.dense(features).squeeze(-1)).tolist()
     return probs[0], probs[1:]
 
@@ -97,10 +102,11 @@ def _plain(model: LSTMClassifier, ids: list[int]) -> tuple[float, list[float]]:
     return probs[0], [by_source[source[i]] for i in range(n)]
 
 
-def _occluded_finals(lstm: nn.LSTM, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _occluded_finals(lstm: nn.LSTM, x: torch.Tensor, with_max: bool = False):
     """For a one-layer, one-direction ``lstm`` over ``x`` [n, E] (in its reading order): the final
-    hidden state of the whole sequence, and [n, H] the final state of the sequence without token r,
-    for every r."""
+    hidden state of the whole sequence, [n, H] the final state of the sequence without token r for
+    every r, and (``with_max``; else None) the same two for the maximum of the states over the
+    sequence. Row r's maximum is that of the full sequence's states before r, then of its own."""
     with torch.inference_mode():
         n = x.shape[0]
         hidden = lstm.hidden_size
@@ -126,6 +132,10 @@ def _occluded_finals(lstm: nn.LSTM, x: torch.Tensor) -> tuple[torch.Tensor, torc
         # Row r: the sequence without token r; it starts as the full state before r and reads
         # tokens r+1.. . At step t all rows r < t read token t, so the active rows are h[:t].
         h = h.clone()
+        running = None
+        if with_max:
+            prefix = torch.cummax(h_seq, dim=0).values          # max of the states 0..t
+            running = torch.cat([torch.full((1, hidden), float("-inf")), prefix[:-1]])
         buf = torch.empty(n, 4 * hidden)
         tmp = torch.empty(n, hidden)
         for t in range(1, n):
@@ -135,7 +145,11 @@ def _occluded_finals(lstm: nn.LSTM, x: torch.Tensor) -> tuple[torch.Tensor, torc
             cv.mul_(f).addcmul_(i, g, value=2.0).sub_(i)       # f*c + i*(2*g - 1)
             th = torch.add(cv, cv, out=tmp[:t]).sigmoid_().mul_(2.0).sub_(1.0)  # tanh(c)
             torch.mul(o, th, out=h[:t])
-        return h_seq[-1], h
+            if running is not None:
+                torch.maximum(running[:t], h[:t], out=running[:t])
+        if running is None:
+            return h_seq[-1], h, None, None
+        return h_seq[-1], h, h_seq.amax(dim=0), running
 
 
 _pool: ThreadPoolExecutor | None = None

@@ -223,7 +223,9 @@ def occlusion_reference(network, ids):
     {"bidirectional": False, "num_layers": 1},
     {"bidirectional": True, "num_layers": 2},   # the plain batched way
     {"bidirectional": False, "num_layers": 2},
-], ids=["bi1", "uni1", "bi2", "uni2"])
+    {"bidirectional": True, "num_layers": 1, "pooling": "last"},
+    {"bidirectional": False, "num_layers": 1, "pooling": "last"},
+], ids=["bi1", "uni1", "bi2", "uni2", "bi1-last", "uni1-last"])
 def test_occlusion_weights_match_individually_computed_scores(tmp_path, nltk_data, shape):
     from model.inference import model_fn
 
