@@ -39,6 +39,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 PEER = REPO.parent / "shared" / "bench" / "peer_serving"
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "scripts"))
+from proctable import group_cpu_seconds  # noqa: E402
 
 
 # ----------------------------------------------------------------------------- the WSGI baseline
@@ -128,18 +130,7 @@ def start(kind: str, model_dir: Path, log: Path) -> tuple[subprocess.Popen, int]
 
 def group_cpu_s(pgid: int) -> float:
     """User + system CPU seconds of the live processes in a process group (workers included)."""
-    total = 0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2:].split()
-        if int(fields[2]) == pgid:
-            total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
+    return group_cpu_seconds(pgid)
 
 
 def stop(proc: subprocess.Popen) -> None:

@@ -43,6 +43,8 @@ REPO = Path(__file__).resolve().parent.parent
 NLTK_DATA = REPO.parent / "shared" / "nltk_data"
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "scripts"))
+from proctable import children  # noqa: E402
 
 WORDS = ("wonderful excellent brilliant superb masterpiece delightful beautiful fantastic enjoyable great "
          "terrible awful boring worst waste horrible dull disappointing stupid mess movie film plot actors "
@@ -163,25 +165,6 @@ class Server:
                     out.append(record)
         return out
 
-
-def children(pid: int) -> list[int]:
-    """Live child processes of ``pid``."""
-    found = []
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as fh:
-            candidates = [int(p) for p in fh.read().split()]
-    except OSError:
-        candidates = [int(p) for p in os.listdir("/proc") if p.isdigit()]
-    for child in candidates:
-        try:
-            with open(f"/proc/{child}/stat") as fh:
-                stat = fh.read()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2:].split()
-        if fields[0] != "Z" and int(fields[1]) == pid:
-            found.append(child)
-    return sorted(found)
 
 
 def _proc_kib(path: str, key: str) -> int:

@@ -27,6 +27,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from proctable import PROC as PROC_TABLE, group_members
+
 REPO = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 SHARED_DATA = REPO.parent / "shared" / "data" / "aclImdb_v1_labeled.tar.gz"
@@ -158,25 +160,13 @@ def _die_with_parent() -> None:
 
 
 def _group_alive(pgid: int) -> list[int]:
-    alive = []
-    proc = Path("/proc")
-    if not proc.is_dir():  # not Linux: best effort with killpg(0)
+    if not PROC_TABLE.is_dir():  # not Linux: best effort with killpg(0)
         try:
             os.killpg(pgid, 0)
             return [pgid]
         except (ProcessLookupError, PermissionError):
             return []
-    for entry in proc.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2:].split()
-        if fields[0] != "Z" and int(fields[2]) == pgid:
-            alive.append(int(entry.name))
-    return alive
+    return group_members(pgid)
 
 
 class Child:

@@ -35,6 +35,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "scripts"))
+from proctable import group_members  # noqa: E402  (re-exported for the tests)
 PYTHON = sys.executable
 HANDLER_PATH = REPO / "lambda" / "proxy" / "handler.py"
 SHARED_NLTK = REPO.parent / "shared" / "nltk_data"
@@ -134,23 +136,6 @@ def stop_group(proc: subprocess.Popen, timeout: float = 10.0) -> None:
         proc.wait(5)
     except subprocess.TimeoutExpired:
         pass
-
-
-def group_members(pgid: int) -> list[int]:
-    """Live (non-zombie) processes whose process group is ``pgid``."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # pid (comm) state ppid pgrp ...; comm may hold spaces and parentheses
-        fields = stat[stat.rindex(")") + 2:].split()
-        if fields[0] != "Z" and int(fields[2]) == pgid:
-            found.append(int(entry.name))
-    return found
 
 
 def load_module(name: str, path: Path):

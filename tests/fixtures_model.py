@@ -27,6 +27,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "scripts"))
+from proctable import children  # noqa: E402
 SHARED_NLTK = REPO.parent / "shared" / "nltk_data"
 PYTHON = sys.executable
 
@@ -114,22 +116,6 @@ def child_env(**extra: str) -> dict[str, str]:
         env.pop(key, None)
     env.update(extra)
     return env
-
-
-def children(pid: int) -> list[int]:
-    """Live (non-zombie) child processes of ``pid``."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2:].split()
-        if fields[0] != "Z" and int(fields[1]) == pid:
-            found.append(int(entry.name))
-    return found
 
 
 class ServeProcess:
