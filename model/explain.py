@@ -1,4 +1,8 @@
-"""Per-word explanations by occlusion: weight(word) = score(review) - score(review without that word).
+"""Per-word explanations by occlusion: weight(word) = logit(review) - logit(review without that word).
+
+Weights are changes of the log-odds (the network's output before the sigmoid), not of the
+probability: on a confident review the probability is saturated near 0 or 1, where removing a
+word moves it by 1e-5 or less and the ranking drowns in rounding; the log-odds keep the scale.
 
 Exact, and batched. The plain way runs the review plus one copy per removed token as one packed batch:
 n + 1 full passes. But removing token i leaves every forward-direction state before i, and every
@@ -49,18 +53,25 @@ def word_tokens(artifact, review: str) -> tuple[list[str], list[int | None], lis
     return words, positions, artifact.vocab.encode(kept, limit)
 
 
-def explain(artifact, review: str, digits: int = 6) -> tuple[float, list[dict[str, Any]]]:
-    """(score, [{"word": w, "weight": float | None}, ...]) for one review."""
+def explain(artifact, review: str, digits: int = 4) -> tuple[float, list[dict[str, Any]]]:
+    """(score, [{"word": w, "weight": float | None}, ...]) for one review; weights in log-odds."""
     words, positions, ids = word_tokens(artifact, review)
-    full, without = occlusion_probabilities(artifact.model, ids)
+    full, without = occlusion_logits(artifact.model, ids)
     entries = [{"word": w, "weight": None if p is None else round(full - without[p], digits)}
                for w, p in zip(words, positions)]
-    return full, entries
+    return float(torch.sigmoid(torch.tensor(full))), entries
+
+
+def occlusion_probabilities(model: LSTMClassifier, ids: list[int]) -> tuple[float, list[float]]:
+    """P(positive) for ``ids`` and for ``ids`` without each token in turn."""
+    full, without = occlusion_logits(model, ids)
+    probs = torch.sigmoid(torch.tensor([full] + without)).tolist()
+    return probs[0], probs[1:]
 
 
 @torch.inference_mode()
-def occlusion_probabilities(model: LSTMClassifier, ids: list[int]) -> tuple[float, list[float]]:
-    """P(positive) for ``ids`` and for ``ids`` without each token in turn."""
+def occlusion_logits(model: LSTMClassifier, ids: list[int]) -> tuple[float, list[float]]:
+    """The log-odds of P(positive) for ``ids`` and for ``ids`` without each token in turn."""
     n = len(ids)
     if n < 2 or len(model.forward_layers) != 1:
         return _plain(model, ids)
@@ -82,8 +93,8 @@ def occlusion_probabilities(model: LSTMClassifier, ids: list[int]) -> tuple[floa
     # the dense layer's input, in the network's order: last state(s), then max-pooled state(s)
     features = torch.cat([torch.cat([full for full, _ in parts])[None],
                           torch.cat([rows for _, rows in parts], dim=1)])
-    probs = torch.sigmoid(model.dense(features).squeeze(-1)).tolist()
-    return probs[0], probs[1:]
+    logits = model.dense(features).squeeze(-1).tolist()
+    return logits[0], logits[1:]
 
 
 def _plain(model: LSTMClassifier, ids: list[int]) -> tuple[float, list[float]]:
@@ -95,11 +106,11 @@ def _plain(model: LSTMClassifier, ids: list[int]) -> tuple[float, list[float]]:
             source[i] = source[i - 1]
     unique = sorted(set(source))
     seqs = [ids] + [ids[:i] + ids[i + 1:] for i in unique]
-    probs: list[float] = []
+    logits: list[float] = []
     for start in range(0, len(seqs), _CHUNK):
-        probs += torch.sigmoid(model(*pad_batch(seqs[start:start + _CHUNK]))).tolist()
-    by_source = dict(zip(unique, probs[1:]))
-    return probs[0], [by_source[source[i]] for i in range(n)]
+        logits += model(*pad_batch(seqs[start:start + _CHUNK])).tolist()
+    by_source = dict(zip(unique, logits[1:]))
+    return logits[0], [by_source[source[i]] for i in range(n)]
 
 
 def _occluded_finals(lstm: nn.LSTM, x: torch.Tensor, with_max: bool = False):

@@ -117,10 +117,10 @@ def format_answer(data: dict) -> str:
     lines = [f"{data['label']}  (probability positive: {data['score']:.3f})"]
     if "explanation" in data:
         positive, negative = top_words(data["explanation"])
-        # weights are changes of probability: shown in percentage points
-        lines.append("  towards positive: " + (", ".join(f"{w} {v * 100:+.2g}" for w, v in positive) or "none"))
-        lines.append("  towards negative: " + (", ".join(f"{w} {v * 100:+.2g}" for w, v in negative) or "none"))
-        lines.append("  (change of the probability, in percentage points, when the word is left out)")
+        # weights are changes of the model's log-odds
+        lines.append("  towards positive: " + (", ".join(f"{w} {v:+.2g}" for w, v in positive) or "none"))
+        lines.append("  towards negative: " + (", ".join(f"{w} {v:+.2g}" for w, v in negative) or "none"))
+        lines.append("  (change of the model's log-odds when the word is left out)")
     return "\n".join(lines)
 
 

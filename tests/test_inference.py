@@ -23,11 +23,15 @@ def loaded(model_dir):
     return inference.model_fn(str(model_dir))
 
 
-def single_probability(network, ids: list[int]) -> float:
-    """The network's probability for one review, run on its own (the reference for everything)."""
+def single_logit(network, ids: list[int]) -> float:
+    """The network's log-odds for one review, run on its own (the reference for everything)."""
     with torch.inference_mode():
         ids = ids or [0]
-        return torch.sigmoid(network(torch.tensor([ids]), torch.tensor([len(ids)]))).item()
+        return network(torch.tensor([ids]), torch.tensor([len(ids)])).item()
+
+
+def single_probability(network, ids: list[int]) -> float:
+    return torch.sigmoid(torch.tensor(single_logit(network, ids))).item()
 
 
 def answer(body, ctype, model):
@@ -241,7 +245,7 @@ def test_occlusion_weights_match_individually_computed_scores(tmp_path, nltk_dat
         assert without == pytest.approx(ref_without, abs=1e-6)
 
 
-def test_explanation_weights_are_score_minus_score_without_the_word(loaded):
+def test_explanation_weights_are_log_odds_minus_log_odds_without_the_word(loaded):
     review = "superb acting, dull plot, wonderful music and a terrible ending; the cast was great"
     got = answer(json.dumps({"text": review, "explain": True}).encode(), "application/json", loaded)
     words, positions, ids = word_tokens(loaded, review)
@@ -251,8 +255,9 @@ def test_explanation_weights_are_score_minus_score_without_the_word(loaded):
         if pos is None:
             assert entry["weight"] is None
         else:
-            without = single_probability(loaded.model, ids[:pos] + ids[pos + 1:])
-            assert entry["weight"] == pytest.approx(full - without, abs=2e-6)
+            # weights are changes of the log-odds
+            without = single_logit(loaded.model, ids[:pos] + ids[pos + 1:])
+            assert entry["weight"] == pytest.approx(single_logit(loaded.model, ids) - without, abs=2e-6)
 
 
 def test_words_past_max_len_get_null(tmp_path, nltk_data):

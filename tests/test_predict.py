@@ -36,8 +36,8 @@ def test_explain_prints_top_words(api, capsys):
     url, fake = api
     assert predict.main(["--url", url + "/", "--explain", "superb acting, awful plot, wonderful music"]) == 0
     out = capsys.readouterr().out
-    assert "towards positive: superb +20, wonderful +20" in out
-    assert "towards negative: awful -20" in out
+    assert "towards positive: superb +0.2, wonderful +0.2" in out
+    assert "towards negative: awful -0.2" in out
     assert json.loads(fake.bodies[-1][1])["explain"] is True
 
 

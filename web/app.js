@@ -103,10 +103,10 @@
     return text.length > n ? text.slice(0, n) + "…" : text;
   }
 
-  // A weight is a change of probability; shown in percentage points ("+1.3 pts").
+  // A weight is the change of the model's log-odds when the word is left out ("+1.3").
   function formatWeight(w) {
-    const a = Math.abs(w) * 100;
-    return (w > 0 ? "+" : w < 0 ? "−" : "±") + (a >= 10 ? a.toFixed(0) : a.toPrecision(2)) + " pts";
+    const a = Math.abs(w);
+    return (w > 0 ? "+" : w < 0 ? "−" : "±") + (a >= 10 ? a.toFixed(0) : a.toPrecision(2));
   }
 
   // --- the answer
@@ -158,10 +158,9 @@
       const w = typeof item.weight === "number" && isFinite(item.weight) ? item.weight : null;
       entries.push({ word: item.word, weight: w });
     }
-    // Intensity is relative to the strongest word of this review: a confident model's probability is
-    // near 0 or 1, where removing one word moves it very little in absolute terms (occlusion on a
-    // saturated sigmoid), yet the ranking of the words still says which ones decided. A square root
-    // spreads the levels so that the second-strongest words still show.
+    // Intensity is relative to the strongest word of this review, so that a review where every word
+    // matters a little and one where one word decides both show their ranking. A square root spreads
+    // the levels so that the second-strongest words still show.
     const maxAbs = entries.reduce((m, e) => (e.weight === null ? m : Math.max(m, Math.abs(e.weight))), 0);
     const floor = Math.max(1e-6, maxAbs * 0.02);  // below this a word did not matter
 
