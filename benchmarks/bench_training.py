@@ -286,7 +286,8 @@ def main() -> int:
     ap.add_argument("--batches", type=int, default=20, help="measured batches, main comparison")
     ap.add_argument("--ours-batches", type=int, default=0,
                     help="measured batches for ours in the main comparison (0: a full epoch)")
-    ap.add_argument("--factor-batches", type=int, default=8, help="measured batches per factor run")
+    ap.add_argument("--factor-batches", type=int, default=6, help="measured batches per factor run")
+    ap.add_argument("--factor-rounds", type=int, default=3, help="repeat the factor runs, interleaved")
     ap.add_argument("--no-factors", action="store_true")
     ap.add_argument("--data-cache", help="reuse (or write) the prepared data here (JSON)")
     ap.add_argument("--child", choices=["original", "ours"], help=argparse.SUPPRESS)
@@ -335,22 +336,30 @@ def main() -> int:
         factors = {}
         if not args.no_factors:
             fb = args.factor_batches
-            print(f"\nfactor runs ({fb} batches each; ours: the same first {fb} batches of the epoch):")
-            combos = [("original", "default", "PASSIVE"), ("original", "tcmalloc", "PASSIVE"),
-                      ("original", "tuned", "unset"),
+            print(f"\nfactor runs ({fb} batches each; ours: the same first {fb} batches of the epoch; "
+                  f"{args.factor_rounds} rounds, configurations interleaved, the round with the median "
+                  "s/batch reported):")
+            combos = [("original", "default", "PASSIVE"), ("original", "tuned", "PASSIVE"),
+                      ("original", "tcmalloc", "PASSIVE"), ("original", "tuned", "unset"),
                       ("ours", "tuned", "PASSIVE"), ("ours", "default", "PASSIVE"), ("ours", "tcmalloc", "PASSIVE"),
                       ("ours", "tuned", "unset"), ("ours", "tuned", "ACTIVE")]
-            for impl, malloc, omp in combos:
-                if malloc == "tcmalloc" and not tc:
-                    continue
-                factors[(impl, malloc, omp)] = run(impl, malloc, omp, fb)
+            combos = [c for c in combos if c[1] != "tcmalloc" or tc]
+            runs: dict = {c: [] for c in combos}
+            for rnd in range(args.factor_rounds):
+                print(f" round {rnd + 1}:")
+                for impl, malloc, omp in combos:
+                    runs[(impl, malloc, omp)].append(run(impl, malloc, omp, fb))
+            for key, results in runs.items():
+                ordered = sorted(results, key=lambda r: r["mean_s"])
+                factors[key] = ordered[len(ordered) // 2]
+                factors[key]["rounds_s"] = [round(r["mean_s"], 3) for r in results]
 
     def epoch(res):
         return res["mean_s"] * per_epoch
 
     def how(res):
-        if res["batches"] >= per_epoch:
-            return "a full epoch measured"
+        if res["batches"] >= per_epoch - 1:
+            return f"measured: {res['batches']} of the epoch's {per_epoch} batches, the first is the warm-up"
         return f"{res['batches']} batches x {per_epoch}/{res['batches']}"
 
     print()
@@ -382,17 +391,20 @@ def main() -> int:
         for name, key in keys:
             r = f.get(key) if not isinstance(key, dict) else key
             if r:
+                rounds = f", rounds {r['rounds_s']}" if "rounds_s" in r else ""
                 parts.append(f"{name} {r['mean_s']:.3f} s/batch (sys {r['sys_s'] / r['batches']:.2f}, "
-                             f"faults {r['minor_faults'] // r['batches']:,})")
+                             f"faults {r['minor_faults'] // r['batches']:,}{rounds})")
         print(f"{label}: " + "; ".join(parts))
 
     if f:
         line("malloc, original (PASSIVE)", [("glibc default", ("original", "default", "PASSIVE")),
-                                            ("tune_malloc", base_tuned), ("tcmalloc", ("original", "tcmalloc", "PASSIVE"))])
+                                            ("tune_malloc", ("original", "tuned", "PASSIVE")),
+                                            ("tcmalloc", ("original", "tcmalloc", "PASSIVE"))])
         line("malloc, ours (PASSIVE)", [("glibc default", ("ours", "default", "PASSIVE")),
                                         ("tune_malloc", ("ours", "tuned", "PASSIVE")),
                                         ("tcmalloc", ("ours", "tcmalloc", "PASSIVE"))])
-        line("OMP_WAIT_POLICY, original (tune_malloc)", [("unset", ("original", "tuned", "unset")), ("PASSIVE", base_tuned)])
+        line("OMP_WAIT_POLICY, original (tune_malloc)", [("unset", ("original", "tuned", "unset")),
+                                                         ("PASSIVE", ("original", "tuned", "PASSIVE"))])
         line("OMP_WAIT_POLICY, ours (tune_malloc)", [("unset", ("ours", "tuned", "unset")),
                                                      ("ACTIVE", ("ours", "tuned", "ACTIVE")),
                                                      ("PASSIVE", ("ours", "tuned", "PASSIVE"))])
