@@ -48,11 +48,12 @@ test-sagemaker:
 data: setup
 	$(PY) -m model.download $(ARGS)
 
+# The data command prints the archive it found or fetched (data/, ../shared/data, $$IMDB_DATA).
 train: setup
-	$(PY) -m model.train --data data --model-dir artifacts/model $(ARGS)
+	data="$$($(PY) -m model.download)" && $(PY) -m model.train --data "$$data" --model-dir artifacts/model $(ARGS)
 
 evaluate: setup
-	$(PY) -m model.evaluate --model-dir artifacts/model --data data $(ARGS)
+	$(PY) -m model.evaluate --model-dir artifacts/model $(ARGS)
 
 synth: setup node_modules/.bin/cdk
 	npx cdk synth --all $(ARGS)
