@@ -4,6 +4,8 @@
     NLTK_DATA=../shared/nltk_data .venv/bin/python benchmarks/profiles.py serve     # py-spy: a worker at concurrency 1
     NLTK_DATA=../shared/nltk_data .venv/bin/python benchmarks/profiles.py explain   # cProfile: one explanation
     .venv/bin/python benchmarks/profiles.py synth                                    # node --cpu-prof: cdk synth
+    NLTK_DATA=../shared/nltk_data .venv/bin/python benchmarks/profiles.py words     # words of 50k reviews, by step
+    NLTK_DATA=../shared/nltk_data .venv/bin/python benchmarks/profiles.py coldstart # serve's start, by step
 
 * ``alloc``: ``strace -f -e mmap,munmap`` over one training child of bench_training.py (original
   implementation, ``tune_malloc()``, 2 measured batches + warm-up): the anonymous mappings of 1 MiB or
@@ -14,6 +16,12 @@
   time and by inclusive time.
 * ``explain``: cProfile of ``model.explain.explain`` on bench_serving's ~230-word review (1 thread),
   next to a plain prediction.
+* ``words``: the steps of ``model.preprocess.review_words`` on all 50k reviews, one process: how many
+  reviews need the HTML parser and what it costs, and the ``[^a-z0-9]`` substitution + split against
+  ``re.findall("[a-z0-9]+")`` (asserted to give the same words).
+* ``coldstart``: a bare interpreter start, ``import torch``, and ``serve``'s own ``model_loaded`` log
+  line (torch import, weights, warm-up pass) and time to ``/ping`` 200, 5 times each, medians; and how
+  long ``serve`` takes to stop on SIGTERM right after that (``/ping`` polled while the model loaded).
 * ``synth``: ``app.py`` with its jsii node process started with ``--cpu-prof`` (through ``JSII_NODE``),
   summed by inclusive time: where the synth's node time goes.
 
@@ -235,13 +243,104 @@ def synth() -> None:
                 print(f"  {v / 1e6:6.2f} s  {key}")
 
 
+def words() -> None:
+    from model.data import load
+    from model.preprocess import _BR, html_to_text
+
+    texts = [r.text for r in (lambda d: d.train + d.test)(load(str(_common.DATA)))]
+
+    def plain(r):  # html_to_text's own test for "the parser cannot matter"
+        return "&" not in r and not r.isspace() and (
+            "<" not in r or (r.count("<") == r.count(_BR) and ">" not in r.replace(_BR, "")))
+
+    parsed = [t for t in texts if not plain(t)]
+    fast = [t for t in texts if plain(t)]
+
+    def timed(fn, items):
+        t0 = time.perf_counter()
+        out = [fn(x) for x in items]
+        return time.perf_counter() - t0, out
+
+    t_parser, _ = timed(html_to_text, parsed)
+    t_fast, _ = timed(html_to_text, fast)
+    lowered = [html_to_text(t).lower() for t in texts]
+    sub = re.compile(r"[^a-z0-9]")
+    runs = re.compile(r"[a-z0-9]+")
+    t_sub, a = timed(lambda t: sub.sub(" ", t).split(), lowered)
+    t_findall, b = timed(runs.findall, lowered)
+    assert a == b, "findall gives other words"
+    print(f"{len(texts)} reviews; {len(parsed)} need the HTML parser ({sum('&' in t for t in parsed)} of them for an '&'): "
+          f"{t_parser:.2f} s ({1e3 * t_parser / len(parsed):.2f} ms each); the other {len(fast)}: {t_fast:.2f} s")
+    print(f"[^a-z0-9] -> ' ' then split (model/preprocess.py): {t_sub:.2f} s; re.findall('[a-z0-9]+'): "
+          f"{t_findall:.2f} s, the same words ({t_sub / t_findall:.2f}x)")
+
+
+def coldstart() -> None:
+    import statistics
+    import urllib.request
+
+    from bench_serving import build_our_model, free_port
+
+    def run(code):
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], check=True)
+        return time.perf_counter() - t0
+
+    def import_time():
+        out = subprocess.run([sys.executable, "-c", "import time; t = time.perf_counter(); import torch; "
+                              "print(time.perf_counter() - t)"], check=True, capture_output=True, text=True)
+        return float(out.stdout.strip().splitlines()[-1])
+
+    bare = [run("pass") for _ in range(5)]
+    torch_ = [import_time() for _ in range(5)]
+    loaded, ping, stop = [], [], []
+    with tempfile.TemporaryDirectory(prefix="profile_cold_") as tmp:
+        model_dir = build_our_model(Path(tmp) / "model")
+        for i in range(5):
+            port = free_port()
+            log = Path(tmp) / f"serve{i}.log"
+            t0 = time.perf_counter()
+            with open(log, "wb") as out:
+                proc = subprocess.Popen([sys.executable, "-m", "model.serve", "--model-dir", str(model_dir), "--host",
+                                         "127.0.0.1", "--port", str(port), "--workers", "2"], cwd=str(_common.REPO),
+                                        env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=out, stderr=subprocess.STDOUT)
+            try:
+                while True:
+                    try:
+                        with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=1) as r:
+                            if r.status == 200:
+                                break
+                    except OSError:
+                        time.sleep(0.02)
+                ping.append(time.perf_counter() - t0)
+            finally:
+                t1 = time.perf_counter()
+                proc.terminate()
+                try:
+                    proc.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+                stop.append(time.perf_counter() - t1)
+            for line in log.read_text().splitlines():
+                if '"event":"model_loaded"' in line:
+                    loaded.append(json.loads(line)["ms"] / 1000)
+    med = statistics.median
+    print(f"median of 5: python -c pass {med(bare):.2f} s; import torch (timed inside the interpreter) {med(torch_):.2f} s; "
+          f"serve's model_loaded (torch import + weights + warm-up pass, from its log) {med(loaded):.2f} s; "
+          f"start to /ping 200 {med(ping):.2f} s (runs {', '.join(f'{p:.2f}' for p in ping)})")
+    print(f"SIGTERM right after /ping 200, having polled /ping (1 s client timeout) while the model loaded: "
+          f"stopped after {', '.join(f'{x:.1f}' for x in stop)} s")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["alloc", "serve", "explain", "synth"])
+    ap.add_argument("what", choices=["alloc", "serve", "explain", "synth", "words", "coldstart"])
     args = ap.parse_args()
     _common.set_nltk_data()
     header(f"profile: {args.what}")
-    {"alloc": alloc, "serve": serve, "explain": explain_profile, "synth": synth}[args.what]()
+    {"alloc": alloc, "serve": serve, "explain": explain_profile, "synth": synth, "words": words,
+     "coldstart": coldstart}[args.what]()
     footer()
     return 0
 
