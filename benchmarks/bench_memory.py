@@ -31,6 +31,7 @@ from _common import footer, header  # noqa: E402
 def run(preset: str, data: str, extra: list[str], preload: str = "") -> dict:
     env = dict(os.environ)
     env.pop("LD_PRELOAD", None)
+    env["TRAIN_ALLOCATOR"] = "system"  # train would otherwise re-exec itself under tcmalloc
     if preload:
         env["LD_PRELOAD"] = preload
     with tempfile.TemporaryDirectory(prefix="bench_memory_") as tmp:
@@ -49,7 +50,7 @@ def run(preset: str, data: str, extra: list[str], preload: str = "") -> dict:
 
     epoch = next((ln for ln in text.splitlines() if ln.startswith("epoch=")), "")
     pre = re.search(r"preprocessed (\d+) reviews in ([\d.]+)s", text)
-    return {"preset": preset, "allocator": "tcmalloc" if preload else "glibc (tune_malloc)",
+    return {"preset": preset, "allocator": "tcmalloc" if preload else "glibc",
             "faults": int(field("Minor (reclaiming a frame) page faults")), "max_rss_mb": int(field("Maximum resident set size (kbytes)")) / 1024,
             "wall_s": wall, "user_s": float(field("User time (seconds)")),
             "sys_s": float(field("System time (seconds)")), "epoch_line": epoch,

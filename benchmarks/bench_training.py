@@ -92,9 +92,24 @@ def original_rows(ids_lists, max_len=500):
 
 # ----------------------------------------------------------------------------- child process
 
+def tune_malloc() -> None:
+    """glibc's mallopt tuning that `train` used to apply (kept here as a measured alternative).
+
+    It raises the mmap and trim thresholds; glibc caps the mmap threshold at 32 MiB, below the
+    LSTM's work buffers, so it barely helps (docs/performance.md). `train` now re-execs itself under
+    tcmalloc instead.
+    """
+    try:
+        import ctypes
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 32 * 1024 * 1024)  # M_MMAP_THRESHOLD, glibc's maximum on 64-bit
+        libc.mallopt(-1, 1024 * 1024 * 1024)  # M_TRIM_THRESHOLD
+    except (OSError, AttributeError):
+        pass
+
+
 def child(args) -> int:
     if args.malloc == "tuned":
-        from model.train import tune_malloc
         tune_malloc()
     import resource
 
@@ -141,7 +156,7 @@ def child(args) -> int:
         optimizer = torch.optim.Adam(model.parameters(), lr=hp.learning_rate, weight_decay=hp.weight_decay)
         loss_fn = nn.BCEWithLogitsLoss()
         lengths = [max(1, len(s)) for s in ids]
-        plan = bucketed_batches(lengths, hp.batch_size, random.Random(hp.seed))
+        plan = bucketed_batches(lengths, hp.batch_size, random.Random(hp.seed), hp.bucket_pool)
 
         def batches():
             for idx in plan:
@@ -203,7 +218,7 @@ def prepare(data_path: str) -> tuple[dict, dict]:
     ids = [vocab.encode(t, hp.max_len) for t in tokens]
     labels = [r.label for r in train]
     lengths = [max(1, len(s)) for s in ids]
-    plan = bucketed_batches(lengths, hp.batch_size, random.Random(hp.seed))
+    plan = bucketed_batches(lengths, hp.batch_size, random.Random(hp.seed), hp.bucket_pool)
     padded = [max(lengths[i] for i in b) for b in plan]
     real = sum(lengths)
     info = {

@@ -76,21 +76,20 @@ def occlusion_logits(model: LSTMClassifier, ids: list[int]) -> tuple[float, list
     if n < 2 or len(model.forward_layers) != 1:
         return _plain(model, ids)
     x = model.embedding(torch.tensor(ids, dtype=torch.long))
-    with_max = model.pooling == "last+max"
+    pools = tuple(model.pooling.split("+")[1:])  # ("max",), ("max", "mean") or ()
     fwd = model.forward_layers[0]
     if not model.backward_layers:
-        full_last, last, full_max, maxed = _occluded_finals(fwd, x, with_max)
-        parts = [(full_last, last)] + ([(full_max, maxed)] if with_max else [])
+        parts = _occluded_finals(fwd, x, pools)
     else:
         bwd = model.backward_layers[0]
-        pending = _submit(_occluded_finals, bwd, x.flip(0), with_max)
-        f_last, f_rows, f_max, f_max_rows = _occluded_finals(fwd, x, with_max)
-        b_last, b_rows, b_max, b_max_rows = pending.result() if isinstance(pending, Future) else pending
-        # backward row r removed token n-1-r: flip to the original order
-        parts = [(f_last, f_rows), (b_last, b_rows.flip(0))]
-        if with_max:
-            parts += [(f_max, f_max_rows), (b_max, b_max_rows.flip(0))]
-    # the dense layer's input, in the network's order: last state(s), then max-pooled state(s)
+        pending = _submit(_occluded_finals, bwd, x.flip(0), pools)
+        forward_parts = _occluded_finals(fwd, x, pools)
+        backward_parts = pending.result() if isinstance(pending, Future) else pending
+        # backward row r removed token n-1-r: flip to the original order; per feature, the forward
+        # direction's then the backward's (last states, then each pooling)
+        parts = [part for f, (b_full, b_rows) in zip(forward_parts, backward_parts)
+                 for part in (f, (b_full, b_rows.flip(0)))]
+    # the dense layer's input, in the network's order: last state(s), then the pooled ones
     features = torch.cat([torch.cat([full for full, _ in parts])[None],
                           torch.cat([rows for _, rows in parts], dim=1)])
     logits = model.dense(features).squeeze(-1).tolist()
@@ -113,11 +112,12 @@ def _plain(model: LSTMClassifier, ids: list[int]) -> tuple[float, list[float]]:
     return logits[0], [by_source[source[i]] for i in range(n)]
 
 
-def _occluded_finals(lstm: nn.LSTM, x: torch.Tensor, with_max: bool = False):
-    """For a one-layer, one-direction ``lstm`` over ``x`` [n, E] (in its reading order): the final
-    hidden state of the whole sequence, [n, H] the final state of the sequence without token r for
-    every r, and (``with_max``; else None) the same two for the maximum of the states over the
-    sequence. Row r's maximum is that of the full sequence's states before r, then of its own."""
+def _occluded_finals(lstm: nn.LSTM, x: torch.Tensor, pools: tuple[str, ...] = ()):
+    """For a one-layer, one-direction ``lstm`` over ``x`` [n, E] (in its reading order), one pair per
+    feature the dense layer reads: the final hidden state, then each of ``pools`` ("max", "mean") of
+    the states over the sequence. A pair is (the feature of the whole sequence [H], [n, H] the feature
+    of the sequence without token r for every r). Row r's states are the full sequence's before r,
+    then its own."""
     with torch.inference_mode():
         n = x.shape[0]
         hidden = lstm.hidden_size
@@ -143,10 +143,12 @@ def _occluded_finals(lstm: nn.LSTM, x: torch.Tensor, with_max: bool = False):
         # Row r: the sequence without token r; it starts as the full state before r and reads
         # tokens r+1.. . At step t all rows r < t read token t, so the active rows are h[:t].
         h = h.clone()
-        running = None
-        if with_max:
-            prefix = torch.cummax(h_seq, dim=0).values          # max of the states 0..t
-            running = torch.cat([torch.full((1, hidden), float("-inf")), prefix[:-1]])
+        running_max = running_sum = None
+        if "max" in pools:  # max of the full sequence's states 0..r-1, then of the row's own
+            prefix = torch.cummax(h_seq, dim=0).values
+            running_max = torch.cat([torch.full((1, hidden), float("-inf")), prefix[:-1]])
+        if "mean" in pools:  # likewise their sum, divided by the n-1 tokens at the end
+            running_sum = torch.cat([torch.zeros(1, hidden), torch.cumsum(h_seq, dim=0)[:-1]])
         buf = torch.empty(n, 4 * hidden)
         tmp = torch.empty(n, hidden)
         for t in range(1, n):
@@ -156,11 +158,17 @@ def _occluded_finals(lstm: nn.LSTM, x: torch.Tensor, with_max: bool = False):
             cv.mul_(f).addcmul_(i, g, value=2.0).sub_(i)       # f*c + i*(2*g - 1)
             th = torch.add(cv, cv, out=tmp[:t]).sigmoid_().mul_(2.0).sub_(1.0)  # tanh(c)
             torch.mul(o, th, out=h[:t])
-            if running is not None:
-                torch.maximum(running[:t], h[:t], out=running[:t])
-        if running is None:
-            return h_seq[-1], h, None, None
-        return h_seq[-1], h, h_seq.amax(dim=0), running
+            if running_max is not None:
+                torch.maximum(running_max[:t], h[:t], out=running_max[:t])
+            if running_sum is not None:
+                running_sum[:t].add_(h[:t])
+        parts = [(h_seq[-1], h)]
+        for pool in pools:
+            if pool == "max":
+                parts.append((h_seq.amax(dim=0), running_max))
+            else:
+                parts.append((h_seq.mean(dim=0), running_sum / (n - 1)))
+        return parts
 
 
 _pool: ThreadPoolExecutor | None = None

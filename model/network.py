@@ -18,11 +18,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .hyperparameters import Hyperparameters
-from .vocab import PAD
-
-
-POOLINGS = ("last", "last+max")
+from .hyperparameters import POOLINGS, Hyperparameters
+from .vocab import PAD, UNK
 
 
 def reverse_padded(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -53,7 +50,7 @@ class LSTMClassifier(nn.Module):
                 self.backward_layers.append(nn.LSTM(width, hidden_dim, batch_first=True))
             width = hidden_dim * self.directions
         self.dropout = nn.Dropout(dropout)
-        features = hidden_dim * self.directions * (2 if pooling == "last+max" else 1)
+        features = hidden_dim * self.directions * len(pooling.split("+"))
         self.dense = nn.Linear(features, 1)
 
     @classmethod
@@ -77,15 +74,26 @@ class LSTMClassifier(nn.Module):
             x = torch.cat(outs, dim=-1)
             if depth + 1 < len(self.forward_layers):
                 x = self.dropout(x)
-        if self.pooling == "last+max":
-            # Also the strongest activation anywhere in the review (padding masked out).
-            real = torch.arange(ids.shape[1], device=ids.device) < lengths.to(ids.device).unsqueeze(1)
-            finals.append(x.masked_fill(~real.unsqueeze(-1), float("-inf")).amax(dim=1))
+        if self.pooling != "last":
+            # Also the strongest activation anywhere in the review (padding masked out) ...
+            real = (torch.arange(ids.shape[1], device=ids.device) < lengths.to(ids.device).unsqueeze(1)).unsqueeze(-1)
+            finals.append(x.masked_fill(~real, float("-inf")).amax(dim=1))
+            if self.pooling == "last+max+mean":
+                # ... and the review's average.
+                finals.append(x.masked_fill(~real, 0.0).sum(dim=1) / lengths.to(x.device, x.dtype).unsqueeze(1))
         return self.dense(self.dropout(torch.cat(finals, dim=-1))).squeeze(-1)
 
     @torch.inference_mode()
     def predict_proba(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self(ids, lengths))
+
+
+def drop_words(ids: torch.Tensor, p: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """``ids`` with each real token replaced by UNK with probability ``p`` (padding untouched)."""
+    if p <= 0:
+        return ids
+    hit = torch.rand(ids.shape, generator=generator) < p
+    return torch.where(hit & (ids != PAD), torch.full_like(ids, UNK), ids)
 
 
 def pad_batch(sequences: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -16,8 +16,9 @@ from torch import nn
 from . import artifact
 from .data import Dataset, Review, split_validation
 from .hyperparameters import Hyperparameters
+from .embeddings import pretrained_vectors
 from .metrics import binary_metrics, metric_line, plot_confusion, plot_history
-from .network import LSTMClassifier, pad_batch
+from .network import LSTMClassifier, drop_words, pad_batch
 from .preprocess import Preprocessor
 from .vocab import Vocabulary
 
@@ -51,15 +52,16 @@ def seed_everything(seed: int) -> None:
         torch.backends.cudnn.benchmark = False
 
 
-def bucketed_batches(lengths: list[int], batch_size: int, rng: random.Random) -> list[list[int]]:
-    """Batches of similar-length reviews (so packing wastes little), in shuffled order.
+def bucketed_batches(lengths: list[int], batch_size: int, rng: random.Random,
+                     pool_batches: int = 50) -> list[list[int]]:
+    """Batches of similar-length reviews (so padding wastes little), in shuffled order.
 
-    Indices are shuffled, cut into pools of 50 batches, each pool sorted by length and cut into
-    batches: batches differ from epoch to epoch while their members stay close in length.
+    Indices are shuffled, cut into pools of ``pool_batches`` batches, each pool sorted by length and
+    cut into batches: batches differ from epoch to epoch while their members stay close in length.
     """
     order = list(range(len(lengths)))
     rng.shuffle(order)
-    pool = batch_size * 50
+    pool = batch_size * pool_batches
     batches = []
     for start in range(0, len(order), pool):
         chunk = sorted(order[start:start + pool], key=lengths.__getitem__)
@@ -100,24 +102,45 @@ def fit(dataset: Dataset, hp: Hyperparameters, model_dir: Path, progress: bool =
     device = pick_device()
     log.info("device=%s threads=%d hyperparameters=%s", device, threads, hp.to_dict())
 
-    train_reviews, val_reviews = split_validation(dataset.train, hp.validation_fraction, hp.seed)
+    train_reviews, val_reviews = split_validation(dataset.train, hp.validation_fraction, hp.seed,
+                                                  by_movie=hp.validation_split == "movie")
+    if hp.validation_split == "movie" and any(r.movie is None for r in dataset.train):
+        log.warning("the data lists no movie for some reviews (no urls_*.txt): validation split at random")
     test_reviews = dataset.test if evaluate_test else []
     preprocessor = Preprocessor.create(hp.preprocessing)
     everything = train_reviews + val_reviews + test_reviews
+    unlabelled = dataset.unlabelled if hp.embedding_init != "none" else []
+    if hp.embedding_init != "none" and not unlabelled:
+        log.warning("no unlabelled reviews in the data (aclImdb/train/unsup): word vectors from the training split only")
     t0 = time.perf_counter()
-    tokens = preprocessor.tokens_many([r.text for r in everything], workers=threads, progress=progress)
+    tokens = preprocessor.tokens_many([r.text for r in everything] + unlabelled, workers=threads,
+                                      progress=progress)
     preprocess_s = time.perf_counter() - t0
-    n_tr, n_val = len(train_reviews), len(val_reviews)
-    train_tokens, val_tokens, test_tokens = tokens[:n_tr], tokens[n_tr:n_tr + n_val], tokens[n_tr + n_val:]
-    log.info("preprocessed %d reviews in %.1fs (%s mode)", len(everything), preprocess_s, hp.preprocessing)
+    n_tr, n_val, n_all = len(train_reviews), len(val_reviews), len(everything)
+    train_tokens, val_tokens, test_tokens = tokens[:n_tr], tokens[n_tr:n_tr + n_val], tokens[n_tr + n_val:n_all]
+    unlabelled_tokens = tokens[n_all:]
+    log.info("preprocessed %d reviews in %.1fs (%s mode)", len(tokens), preprocess_s, hp.preprocessing)
 
     vocab = Vocabulary.build(train_tokens, hp.vocab_size)
     train = encode(train_reviews, train_tokens, vocab, hp.max_len)
     val = encode(val_reviews, val_tokens, vocab, hp.max_len)
     test = encode(test_reviews, test_tokens, vocab, hp.max_len)
 
-    model = LSTMClassifier.from_hyperparameters(hp, len(vocab)).to(device)
-    optimiser = torch.optim.Adam(model.parameters(), lr=hp.learning_rate, weight_decay=hp.weight_decay)
+    model = LSTMClassifier.from_hyperparameters(hp, len(vocab))
+    if hp.embedding_init == "ppmi-svd":
+        # Never the validation or test reviews: their text stays unseen until they are scored.
+        corpus = [vocab.encode(t, len(t)) for t in train_tokens + unlabelled_tokens]
+        with torch.no_grad():
+            model.embedding.weight.copy_(pretrained_vectors(corpus, len(vocab), hp.embedding_dim, seed=hp.seed))
+        del corpus
+    model = model.to(device)
+    embedding = list(model.embedding.parameters())
+    rest = [p for n, p in model.named_parameters() if not n.startswith("embedding.")]
+    model.embedding.weight.requires_grad_(hp.embedding_lr_scale > 0)
+    groups = [{"params": rest}]
+    if hp.embedding_lr_scale > 0:
+        groups.append({"params": embedding, "lr": hp.learning_rate * hp.embedding_lr_scale})
+    optimiser = torch.optim.Adam(groups, lr=hp.learning_rate, weight_decay=hp.weight_decay)
     loss_fn = nn.BCEWithLogitsLoss()
     rng = random.Random(hp.seed)
     lengths = [max(1, len(x)) for x in train.ids]
@@ -130,11 +153,12 @@ def fit(dataset: Dataset, hp: Hyperparameters, model_dir: Path, progress: bool =
     for epoch in range(1, hp.epochs + 1):
         t_epoch = time.perf_counter()
         model.train()
-        batches = bucketed_batches(lengths, hp.batch_size, rng)
+        batches = bucketed_batches(lengths, hp.batch_size, rng, hp.bucket_pool)
         running, seen = 0.0, 0
         bar = _bar(batches, progress, f"epoch {epoch}/{hp.epochs}")
         for idx in bar:
             ids, lens = pad_batch([train.ids[i] for i in idx])
+            ids = drop_words(ids, hp.word_dropout)
             labels = torch.tensor([train.labels[i] for i in idx], dtype=torch.float32, device=device)
             optimiser.zero_grad(set_to_none=True)
             loss = loss_fn(model(ids.to(device), lens), labels)

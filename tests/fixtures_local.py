@@ -177,8 +177,9 @@ def _review(rng: random.Random, words: tuple[str, ...]) -> str:
     return "The " + " ".join(picked) + "."
 
 
-def write_tiny_imdb(path: Path, per_class: dict[str, int] | None = None, seed: int = 7) -> Path:
-    """An aclImdb-layout tar.gz of synthetic reviews with clearly positive/negative vocabulary."""
+def write_tiny_imdb(path: Path, per_class: dict[str, int] | None = None, seed: int = 7, unlabelled: int = 0) -> Path:
+    """An aclImdb-layout tar.gz of synthetic reviews with clearly positive/negative vocabulary
+    (and ``unlabelled`` reviews of either kind under aclImdb/train/unsup)."""
     per_class = per_class or {"train": 160, "test": 40}
     rng = random.Random(seed)
     with tarfile.open(path, "w:gz") as tar:
@@ -193,6 +194,12 @@ def write_tiny_imdb(path: Path, per_class: dict[str, int] | None = None, seed: i
                     info.mtime = 0
                     tar.addfile(info, io.BytesIO(data))
                     n += 1
+        for i in range(unlabelled):
+            data = _review(rng, POSITIVE_WORDS if i % 2 else NEGATIVE_WORDS).encode()
+            info = tarfile.TarInfo(f"aclImdb/train/unsup/{i}_0.txt")
+            info.size = len(data)
+            info.mtime = 0
+            tar.addfile(info, io.BytesIO(data))
     return path
 
 

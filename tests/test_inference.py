@@ -229,7 +229,10 @@ def occlusion_reference(network, ids):
     {"bidirectional": False, "num_layers": 2},
     {"bidirectional": True, "num_layers": 1, "pooling": "last"},
     {"bidirectional": False, "num_layers": 1, "pooling": "last"},
-], ids=["bi1", "uni1", "bi2", "uni2", "bi1-last", "uni1-last"])
+    {"bidirectional": True, "num_layers": 1, "pooling": "last+max+mean"},
+    {"bidirectional": False, "num_layers": 1, "pooling": "last+max+mean"},
+    {"bidirectional": True, "num_layers": 2, "pooling": "last+max+mean"},
+], ids=["bi1", "uni1", "bi2", "uni2", "bi1-last", "uni1-last", "bi1-mean", "uni1-mean", "bi2-mean"])
 def test_occlusion_weights_match_individually_computed_scores(tmp_path, nltk_data, shape):
     from model.inference import model_fn
 

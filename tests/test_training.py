@@ -176,3 +176,21 @@ def test_evaluate_scores_an_artifact(trained, tiny_tgz, tmp_path, capsys):
     assert result["accuracy"] == pytest.approx(metrics["test"]["accuracy"])
     assert "test:accuracy=" in capsys.readouterr().out
     assert evaluate.main(["--model-dir", str(tmp_path / "nothing"), "--data", str(tiny_tgz)]) == 1
+
+
+def test_default_recipe_pretrains_on_unlabelled_reviews_and_learns(tmp_path, caplog):
+    data = write_tiny_imdb(tmp_path / "with_unsup.tar.gz", unlabelled=200)
+    hp = preset("tiny").from_strings({**TINY, "embedding_init": "ppmi-svd", "word_dropout": "0.1",
+                                      "pooling": "last+max+mean", "lr_schedule": "linear", "epochs": "4"},
+                                     base=preset("tiny"))
+    dataset = load(data, unlabelled=True)
+    assert len(dataset.unlabelled) == 200
+    with caplog.at_level("INFO", logger="model.train"):
+        metrics = fit(dataset, hp, tmp_path / "model", progress=False)
+    # vectors from the training split (80% of 320) and the 200 unlabelled reviews, never validation/test
+    assert any("from 456 texts" in r.getMessage() for r in caplog.records)
+    assert metrics["test"]["accuracy"] >= 0.9
+    loaded = artifact.load(tmp_path / "model")
+    assert loaded.model.pooling == "last+max+mean"
+    config = json.loads((tmp_path / "model" / "config.json").read_text())
+    assert config["hyperparameters"]["embedding_init"] == "ppmi-svd"
