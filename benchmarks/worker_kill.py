@@ -125,6 +125,7 @@ def drain_phase(server: Server, concurrency: int, before_signal_s: float = 2.0) 
     return {
         "sent_before_sigterm": len(sent_before),
         "sent_before_sigterm_failed": sum(1 for r in sent_before if r[3] != "ok"),
+        "sent_before_sigterm_errors": sorted({r[3] for r in sent_before if r[3] != "ok"}),
         "in_flight_at_sigterm": len(in_flight),
         "in_flight_answered": sum(1 for r in in_flight if r[3] == "ok"),
         "started_after_sigterm": len(after), "after_sigterm_outcomes": outcome,

@@ -20,7 +20,10 @@ which share the weights copy-on-write (no second import, no second load: a repla
 milliseconds). Each worker is a single thread running an epoll loop over its keep-alive connections
 (TCP_NODELAY, HTTP/1.1); the requests that arrive together are scored in one forward pass, so batching
 across callers comes with the event loop and costs a lone caller nothing. Torch runs with
-CPUs / workers threads per worker, so workers never fight over cores. The master replaces a worker
+CPUs / workers threads per worker, so workers never fight over cores. New connections are spread:
+a worker waits on the shared listening socket only while it holds no more connections than the least
+loaded other worker (counts on a shared board; Worker._balance), since keep-alive connections never
+move once taken. The master replaces a worker
 that dies, kills one stuck on a request for longer than the timeout (its callers' connections close),
 and on SIGTERM or SIGINT stops accepting, lets every worker answer what it has already received, and
 exits. Every request gets one JSON log line on stdout: method, path, status, ms, bytes.
@@ -50,6 +53,8 @@ LINGER_S = 2.0                 # after a final answer, read (and drop) what the 
 MAX_CONNECTIONS = 1000         # per worker; beyond it, new connections wait in the backlog
 BATCH_TEXTS = 64               # reviews scored in one forward pass at most
 GRACE_S = 30.0                 # SIGTERM: how long workers may take to finish what they have
+STALL_S = 0.1                  # a worker scoring one batch for longer is passed over by the balancing
+RECHECK_S = 0.1                # how often a worker that leaves new connections to others looks again
 
 JSON_TYPE = b"application/json"
 _REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
@@ -135,6 +140,21 @@ def _write_all(fd: int, data: bytes) -> None:
 def log(level: str, event: str, **fields: Any) -> None:
     _write_all(1, _log_line({"ts": round(time.time(), 3), "level": level, "event": event,
                              "pid": os.getpid(), **fields}))
+
+
+# --------------------------------------------------------------------------- the board
+
+# Shared memory (anonymous mmap, made by the master before it forks), per worker slot:
+#   busy:  float64 at 8*slot, when the batch it is scoring began (0.0: none); the master's timeout
+#   conns: int64 at 8*workers + 16*slot, the connections it holds, or -1 where no worker would take
+#          one (no worker in the slot yet or any more, draining, at MAX_CONNECTIONS, accept failing)
+#   on:    int64 right after conns, 1 while it waits on the listening socket
+def _board_size(workers: int) -> int:
+    return 24 * workers
+
+
+def _conns_at(workers: int, slot: int) -> int:
+    return 8 * workers + 16 * slot
 
 
 # --------------------------------------------------------------------------- polling
@@ -296,9 +316,14 @@ def _dechunk(buf: bytearray, start: int, limit: int):
 
 class Worker:
     def __init__(self, cfg: Config, listener: socket.socket, model, load_error: str | None,
-                 slot: int, board: mmap.mmap, master_pid: int):
+                 slot: int, board: mmap.mmap, master_pid: int,
+                 kicks: list[tuple[int, int]] | None = None):
         self.cfg, self.listener, self.model, self.load_error = cfg, listener, model, load_error
         self.slot, self.board, self.master_pid = slot, board, master_pid
+        self.kicks = kicks or []    # per slot: (read, write) ends of a pipe that wakes its worker
+        self.kick_r = self.kicks[slot][0] if self.kicks else -1
+        self.accept_blocked_until = 0.0
+        self.look_at = 0.0          # stepped back from accepting: when to look at the board again
         self.conns: dict[int, Conn] = {}
         self.recheck: set[Conn] = set()
         self.lfd = -1
@@ -321,15 +346,24 @@ class Worker:
             self._warm_stemmer()
         self.poller = _Poller()
         self.poller.add(self.wake_r, _READ)
-        self._accept_on()
+        if self.kick_r >= 0:
+            self._drain_fd(self.kick_r)  # kicks meant for the worker this one replaces
+            self.poller.add(self.kick_r, _READ)
+        self._balance(time.monotonic())
         last_sweep = time.monotonic()
         while True:
             if self.draining:
                 self._start_drain()
                 if not self.conns or time.monotonic() > self.drain_deadline:
                     break
+            else:
+                self._balance(time.monotonic())
+            # a worker that leaves new connections to the others looks again soon: one of them may
+            # be stuck in a long batch, or gone
+            timeout = 1.0 if self.accepting or self.draining else min(
+                RECHECK_S, max(0.001, self.look_at - time.monotonic()))
             try:
-                events = self.poller.poll(1.0)
+                events = self.poller.poll(timeout)
             except InterruptedError:
                 events = []
             ready: list[tuple[Conn, Request]] = []
@@ -342,10 +376,16 @@ class Worker:
                 self.recheck.clear()
             for fd, ev in events:
                 if fd == self.lfd:
-                    self._accept()
+                    if self.accepting:  # one connection per wake-up (then _balance decides)
+                        self._accept()
                     continue
                 if fd == self.wake_r:
                     self._wake()
+                    continue
+                if fd == self.kick_r:
+                    self._drain_fd(self.kick_r)
+                    if not self.draining:
+                        self._balance(time.monotonic(), kicked=True)
                     continue
                 conn = self.conns.get(fd)
                 if conn is None:
@@ -358,6 +398,8 @@ class Worker:
                     req = self._read(conn)
                     if req is not None:
                         ready.append((conn, req))
+            if not self.draining:  # before scoring: a connection taken now may tip the balance
+                self._balance(time.monotonic())
             while ready:
                 self._process(ready)
                 pipelined = []
@@ -390,19 +432,29 @@ class Worker:
         self.draining = True
 
     def _wake(self) -> None:
+        self._drain_fd(self.wake_r)
+        if self.draining:
+            self._start_drain()
+
+    @staticmethod
+    def _drain_fd(fd: int) -> None:
         try:
-            while os.read(self.wake_r, 512):
+            while os.read(fd, 512):
                 pass
         except (BlockingIOError, InterruptedError):
             pass
-        if self.draining:
-            self._start_drain()
 
     def _start_drain(self) -> None:
         if self.drain_deadline:
             return
         self.drain_deadline = time.monotonic() + GRACE_S
+        # Connections whose handshake finished before the signal may still wait in the shared backlog
+        # (the balancing leaves them there for up to RECHECK_S): take them now, or closing the last
+        # copy of the listening socket resets them together with requests already sent on them.
+        while len(self.conns) < MAX_CONNECTIONS and self._accept():
+            pass
         self._accept_off()
+        self._publish()  # no more connections here: the others stop leaving new ones to this worker
         try:
             self.listener.close()
         except OSError:
@@ -428,6 +480,81 @@ class Worker:
 
     # ---- connections
 
+    # Balancing. All workers wait on the one listening socket and the kernel wakes the first idle
+    # one in its queue for each new connection: left alone, the worker that registered first takes
+    # every connection that arrives while it waits, and keep-alive connections never move (one busy
+    # CPU, benchmarks/results/serve-balance.txt). So a worker takes one connection per wake-up, and
+    # waits on the listening socket only while it holds no more connections than the least loaded
+    # other worker (the board). One that steps back wakes that worker through its kick pipe, to take
+    # what waits in the backlog; one that sees a worker left out (not waiting, yet as little loaded
+    # as any) wakes it too. Workers gone, draining, full, or stuck on one batch for over STALL_S
+    # are left out of the count; one that has stepped back looks again every RECHECK_S, or sooner
+    # when the worker it leaves new connections to is about to count as stuck.
+
+    def _able(self) -> bool:
+        return (not self.draining and len(self.conns) < MAX_CONNECTIONS
+                and time.monotonic() >= self.accept_blocked_until)
+
+    def _publish(self) -> None:
+        struct.pack_into("qq", self.board, _conns_at(self.cfg.workers, self.slot),
+                         len(self.conns) if self._able() else -1, 1 if self.accepting else 0)
+
+    def _others(self, now: float) -> list[tuple[int, int, int]]:
+        """(connections, slot, waiting) of every other worker that takes connections now."""
+        out = []
+        workers = self.cfg.workers
+        for slot in range(workers):
+            if slot == self.slot:
+                continue
+            count, on = struct.unpack_from("qq", self.board, _conns_at(workers, slot))
+            if count < 0:
+                continue
+            began = struct.unpack_from("d", self.board, slot * 8)[0]
+            if began:
+                if now - began > STALL_S:
+                    continue
+                self.look_at = min(self.look_at, began + STALL_S + 0.001)  # when it counts as stuck
+            out.append((count, slot, on))
+        return out
+
+    def _balance(self, now: float, kicked: bool = False) -> None:
+        """Wait on the listening socket or not, as the board says; when kicked, also take what waits
+        in the backlog now (the kernel may have woken another worker for it)."""
+        if self.draining:
+            return
+        self.look_at = now + RECHECK_S  # _others brings it forward for a worker about to count as stuck
+        others = self._others(now) if self.cfg.workers > 1 else []
+        least = min(others) if others else None
+        while True:
+            want = self._able() and (least is None or len(self.conns) <= least[0])
+            if not want or not kicked:
+                break
+            self._accept_on()
+            if not self._accept():
+                want = self._able()  # an accept that failed (EMFILE...) pauses accepting
+                break
+        kicked_now = -1
+        if want:
+            self._accept_on()
+        elif self.accepting:
+            self._accept_off()
+            if least is not None:
+                kicked_now = least[1]
+                self._kick(kicked_now)  # it takes what waits in the backlog
+        self._publish()
+        if others:
+            lowest = min(least[0], len(self.conns)) if self._able() else least[0]
+            for count, slot, on in others:
+                if not on and count <= lowest and slot != kicked_now:
+                    self._kick(slot)  # as little loaded as any, yet not waiting: a stale decision
+
+    def _kick(self, slot: int) -> None:
+        if self.kicks:
+            try:
+                os.write(self.kicks[slot][1], b"k")
+            except OSError:  # full (a kick waits already) or gone
+                pass
+
     def _accept_on(self) -> None:
         if not self.accepting and not self.draining:
             self.lfd = self.listener.fileno()
@@ -439,16 +566,19 @@ class Worker:
             self.poller.remove(self.lfd)
             self.accepting = False
 
-    def _accept(self) -> None:
+    def _accept(self) -> bool:
+        """Take one waiting connection; whether there was one."""
         try:
             sock, _ = self.listener.accept()
         except (BlockingIOError, InterruptedError, ConnectionAbortedError):
-            return
+            return False
         except OSError as exc:
             if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
                 log("error", "accept_failed", reason=str(exc))
-                self._accept_off()  # the sweep turns it back on
-            return
+                self.accept_blocked_until = time.monotonic() + 1.0
+                self._accept_off()  # the balancing turns it back on a second later
+                self._publish()
+            return False
         sock.setblocking(False)
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -459,9 +589,12 @@ class Worker:
         self.poller.add(conn.fd, _READ)
         if len(self.conns) >= MAX_CONNECTIONS:
             self._accept_off()
+        self._publish()
+        return True
 
     def _close(self, conn: Conn) -> None:
-        self.conns.pop(conn.fd, None)
+        if self.conns.pop(conn.fd, None) is not None:
+            self._publish()
         self.poller.remove(conn.fd)
         try:
             conn.sock.close()
@@ -767,8 +900,6 @@ class Worker:
                 self._flush(conn)
             elif not conn.rbuf and now - conn.last > IDLE_TIMEOUT_S:
                 self._close(conn)
-        if not self.accepting and not self.draining and len(self.conns) < MAX_CONNECTIONS:
-            self._accept_on()
 
 
 def _unread_input(sock: socket.socket) -> bool:
@@ -793,7 +924,16 @@ def _runtime_path(path: str) -> bool:
 class Master:
     def __init__(self, cfg: Config, listener: socket.socket, model, load_error: str | None):
         self.cfg, self.listener, self.model, self.load_error = cfg, listener, model, load_error
-        self.board = mmap.mmap(-1, 8 * cfg.workers)  # per worker: when its current batch began
+        self.board = mmap.mmap(-1, _board_size(cfg.workers))  # shared with the workers: see _board_size
+        for slot in range(cfg.workers):
+            struct.pack_into("qq", self.board, _conns_at(cfg.workers, slot), -1, 0)
+        self.kicks: list[tuple[int, int]] = []  # per slot: a pipe that wakes its worker (balancing)
+        if cfg.workers > 1:
+            for _ in range(cfg.workers):
+                r, w = os.pipe()
+                os.set_blocking(r, False)
+                os.set_blocking(w, False)
+                self.kicks.append((r, w))
         self.pid_of_slot: dict[int, int] = {}
         self.slot_of_pid: dict[int, int] = {}
         self.started_at: dict[int, float] = {}
@@ -852,7 +992,7 @@ class Master:
                 os.close(self.wake_r)
                 os.close(self.wake_w)
                 code = Worker(self.cfg, self.listener, self.model, self.load_error, slot,
-                              self.board, master_pid).run()
+                              self.board, master_pid, self.kicks).run()
             except BaseException as exc:  # noqa: BLE001 - log, then leave without the master's cleanup
                 log("error", "worker_crashed", error=f"{type(exc).__name__}: {exc}",
                     traceback=traceback.format_exc(limit=8))
@@ -874,6 +1014,13 @@ class Master:
             if slot is None:
                 continue
             self.pid_of_slot.pop(slot, None)
+            # its connections went with it: the others stop leaving new ones to this slot, and look
+            struct.pack_into("qq", self.board, _conns_at(self.cfg.workers, slot), -1, 0)
+            for other in self.pid_of_slot:
+                try:
+                    os.write(self.kicks[other][1], b"k")
+                except (IndexError, OSError):
+                    pass
             if self.stopping:
                 continue
             how = (f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status)
