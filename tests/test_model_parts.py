@@ -70,7 +70,7 @@ def test_presets_are_valid_and_unknown_preset_refused():
 
 # ----------------------------------------------------------------------------- network
 
-@pytest.mark.parametrize("pooling", ["last", "last+max"])
+@pytest.mark.parametrize("pooling", ["last", "last+max", "last+max+mean"])
 @pytest.mark.parametrize("bidirectional", [False, True])
 def test_output_is_read_at_the_last_real_token_not_padding(bidirectional, pooling):
     torch.manual_seed(0)
