@@ -11,7 +11,9 @@ and overstated test accuracy by about 2 points here (docs/model-card.md).
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
+import logging
 import random
 import re
 import tarfile
@@ -24,6 +26,8 @@ _MEMBER = re.compile(r"(?:^|/)aclImdb/(train|test)/(pos|neg)/(\d+)_(\d+)\.txt$")
 _UNSUP = re.compile(r"(?:^|/)aclImdb/train/unsup/(\d+)_\d+\.txt$")
 _URLS = re.compile(r"(?:^|/)aclImdb/(train|test)/urls_(pos|neg)\.txt$")
 _TITLE = re.compile(r"/title/(tt\d+)")
+
+log = logging.getLogger("model.train")
 
 
 class DataError(ValueError):
@@ -83,21 +87,15 @@ def load(path: str | Path, splits: tuple[str, ...] = SPLITS, unlabelled: bool = 
                 for member in tar:
                     u = _URLS.search(member.name)
                     if u and member.isfile() and u.group(1) in splits:
-                        fh = tar.extractfile(member)
-                        assert fh is not None
-                        urls[(u.group(1), u.group(2))] = fh.read().decode("utf-8", "replace").splitlines()
+                        urls[(u.group(1), u.group(2))] = _text(_read(tar, member)).splitlines()
                         continue
                     if unlabelled and member.isfile() and (x := _UNSUP.search(member.name)):
-                        fh = tar.extractfile(member)
-                        assert fh is not None
-                        unsup.append((int(x.group(1)), fh.read().decode("utf-8", errors="replace")))
+                        unsup.append((int(x.group(1)), _text(_read(tar, member))))
                         continue
                     m = _MEMBER.search(member.name)
                     if not m or not member.isfile() or m.group(1) not in splits:
                         continue
-                    fh = tar.extractfile(member)
-                    assert fh is not None
-                    found[m.group(1)].append(_review(fh.read(), m))
+                    found[m.group(1)].append(_review(_read(tar, member), m))
         except (tarfile.TarError, EOFError, OSError) as exc:
             raise DataError(f"{src} is not a readable tar.gz archive ({exc}). Delete it and run "
                             "`make data` again to download a fresh copy.") from exc
@@ -107,7 +105,7 @@ def load(path: str | Path, splits: tuple[str, ...] = SPLITS, unlabelled: bool = 
             for label in LABELS:
                 listing = root / split / f"urls_{label}.txt"
                 if listing.is_file():
-                    urls[(split, label)] = listing.read_text(encoding="utf-8", errors="replace").splitlines()
+                    urls[(split, label)] = _text(listing.read_bytes()).splitlines()
                 for f in (root / split / label).glob("*.txt"):
                     m = _MEMBER.search(f"aclImdb/{split}/{label}/{f.name}")
                     if m:
@@ -115,7 +113,7 @@ def load(path: str | Path, splits: tuple[str, ...] = SPLITS, unlabelled: bool = 
         if unlabelled:
             for f in (root / "train" / "unsup").glob("*.txt"):
                 if x := _UNSUP.search(f"aclImdb/train/unsup/{f.name}"):
-                    unsup.append((int(x.group(1)), f.read_bytes().decode("utf-8", errors="replace")))
+                    unsup.append((int(x.group(1)), _text(f.read_bytes())))
     for split in splits:
         if not found[split]:
             raise DataError(f"{src} has no reviews under aclImdb/{split}/{{pos,neg}}/: is it the IMDB "
@@ -138,16 +136,24 @@ def load_unlabelled(archive: Path) -> list[tuple[int, str]]:
         with tarfile.open(archive, "r:*") as tar:
             for member in tar:
                 if member.isfile() and (x := _UNSUP.search(member.name)):
-                    fh = tar.extractfile(member)
-                    assert fh is not None
-                    out.append((int(x.group(1)), fh.read().decode("utf-8", errors="replace")))
+                    out.append((int(x.group(1)), _text(_read(tar, member))))
     except (tarfile.TarError, EOFError, OSError) as exc:
         raise DataError(f"{archive} is not a readable tar.gz archive ({exc}).") from exc
     return out
 
 
+def _read(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
+    fh = tar.extractfile(member)
+    assert fh is not None  # callers pass regular files only
+    return fh.read()
+
+
+def _text(raw: bytes) -> str:
+    return raw.decode("utf-8", errors="replace")
+
+
 def _review(raw: bytes, m: re.Match) -> Review:
-    return Review(text=raw.decode("utf-8", errors="replace"), label=LABELS[m.group(2)],
+    return Review(text=_text(raw), label=LABELS[m.group(2)],
                   rating=int(m.group(4)), id=m.group(3))
 
 
@@ -172,12 +178,12 @@ def split_validation(reviews: list[Review], fraction: float, seed: int,
     if not 0 < fraction < 1:
         raise ValueError(f"validation_fraction must be between 0 and 1; got {fraction}")
     rng = random.Random(seed)
-    if by_movie and reviews and all(r.movie for r in reviews):
+    if by_movie and not (reviews and all(r.movie for r in reviews)):
+        log.warning("the data lists no movie for some reviews (no urls_*.txt): validation split at random")
+    elif by_movie:
         movies = sorted({r.movie for r in reviews})
         rng.shuffle(movies)
-        size: dict[str, int] = {}
-        for r in reviews:
-            size[r.movie] = size.get(r.movie, 0) + 1
+        size = collections.Counter(r.movie for r in reviews)
         held, target, n = set(), fraction * len(reviews), 0
         for movie in movies:
             if n >= target:
@@ -189,6 +195,7 @@ def split_validation(reviews: list[Review], fraction: float, seed: int,
         if train and val:
             rng.shuffle(train)
             return train, val
+        log.warning("the training split holds too few movies to hold some out: validation split at random")
     train, val = [], []
     for label in sorted(LABELS.values()):
         group = [r for r in reviews if r.label == label]

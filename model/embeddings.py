@@ -13,6 +13,7 @@ against several minutes for skip-gram on two cores.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import warnings
@@ -57,12 +58,18 @@ def cooccurrence(id_lists: Sequence[Sequence[int]], vocab_size: int, window: int
     return _csr(key // vocab_size, key % vocab_size, weight, vocab_size)
 
 
+@contextlib.contextmanager
+def _csr_layout():
+    """CSR products are what make this fast; torch calls the layout beta on every first use."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        yield
+
+
 def _csr(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, n: int) -> torch.Tensor:
     """A CSR matrix from entries sorted by (row, col)."""
     crow = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n))])
-    with warnings.catch_warnings():
-        # CSR products are what make this fast; torch calls the layout beta on every first use.
-        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+    with _csr_layout():
         return torch.sparse_csr_tensor(torch.from_numpy(crow.astype(np.int64)),
                                        torch.from_numpy(cols.astype(np.int64)),
                                        torch.from_numpy(np.asarray(values, dtype=np.float32)), (n, n),
@@ -88,8 +95,7 @@ def ppmi(counts: torch.Tensor, smoothing: float = 0.75) -> torch.Tensor:
 def top_singular_vectors(matrix: torch.Tensor, k: int, niter: int, generator: torch.Generator):
     """The ``k`` leading left singular vectors and values of a sparse CSR ``matrix``: randomised
     subspace iteration (Halko et al. 2011) with a few extra columns, on CSR products only."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+    with _csr_layout():
         transposed = matrix.t().to_sparse_csr()
     width = min(k + 10, matrix.shape[1])
     q = torch.linalg.qr(matrix @ torch.randn(matrix.shape[1], width, generator=generator)).Q

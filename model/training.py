@@ -104,8 +104,6 @@ def fit(dataset: Dataset, hp: Hyperparameters, model_dir: Path, progress: bool =
 
     train_reviews, val_reviews = split_validation(dataset.train, hp.validation_fraction, hp.seed,
                                                   by_movie=hp.validation_split == "movie")
-    if hp.validation_split == "movie" and any(r.movie is None for r in dataset.train):
-        log.warning("the data lists no movie for some reviews (no urls_*.txt): validation split at random")
     test_reviews = dataset.test if evaluate_test else []
     preprocessor = Preprocessor.create(hp.preprocessing)
     everything = train_reviews + val_reviews + test_reviews

@@ -11,6 +11,7 @@ contract test trains, through the real ``train`` command.
 """
 from __future__ import annotations
 
+import io
 import json
 import os
 import random
@@ -18,6 +19,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tarfile
 import time
 import urllib.error
 import urllib.request
@@ -85,6 +87,34 @@ def make_model_dir(tmp_path_factory, nltk_data):
 @pytest.fixture(scope="session")
 def model_dir(make_model_dir) -> Path:
     return make_model_dir()
+
+
+def write_tar_gz(path: Path, files: dict[str, str]) -> Path:
+    """A tar.gz at ``path`` holding ``files`` (member name -> text)."""
+    with tarfile.open(path, "w:gz") as tar:
+        for name, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def read_answer(s: socket.socket) -> tuple[int, dict, bytes]:
+    """One HTTP/1.1 answer from a raw socket: status, lower-cased headers, body (by Content-Length)."""
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        chunk = s.recv(65536)
+        assert chunk, "the connection closed without an answer"
+        buf += chunk
+    head, _, body = buf.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:])}
+    while len(body) < int(headers["content-length"]):
+        chunk = s.recv(65536)
+        assert chunk, "the connection closed in the middle of an answer"
+        body += chunk
+    return int(lines[0].split(" ")[1]), headers, body
 
 
 def free_port() -> int:

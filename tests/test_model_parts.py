@@ -1,7 +1,6 @@
 """Vocabulary, encoding, hyperparameters, the network's last-real-token read, the IMDB reader."""
 from __future__ import annotations
 
-import io
 import json
 import tarfile
 
@@ -13,6 +12,8 @@ from model.data import DataError, load, split_validation
 from model.hyperparameters import HyperparameterError, Hyperparameters, preset
 from model.network import LSTMClassifier, pad_batch, reverse_padded
 from model.vocab import PAD, UNK, Vocabulary
+
+from fixtures_model import write_tar_gz
 
 
 # ----------------------------------------------------------------------------- vocabulary
@@ -55,6 +56,10 @@ def test_hyperparameters_parse_sagemaker_strings():
     ({"preprocessing": "lemmas"}, "original, negation"),
     ({"bidirectional": "maybe"}, "not a valid bool"),
     ({"vocab_size": "2"}, "at least 3"),
+    ({"word_dropout": "1"}, r"\[0, 1\)"),
+    ({"validation_split": "year"}, "movie, random"),
+    ({"embedding_init": "glove"}, "none, ppmi-svd"),
+    ({"pooling": "mean"}, "last, last\\+max, last\\+max\\+mean"),
 ])
 def test_bad_hyperparameters_are_refused_with_the_key(values, message):
     with pytest.raises(HyperparameterError, match=message):
@@ -114,23 +119,13 @@ def test_empty_review_becomes_one_padding_token():
 
 # ----------------------------------------------------------------------------- data
 
-def _archive(path, files):
-    with tarfile.open(path, "w:gz") as tar:
-        for name, text in files.items():
-            data = text.encode()
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return path
-
-
 def test_reads_archive_folder_and_channel_alike(tmp_path):
     files = {"aclImdb/train/pos/1_9.txt": "good", "aclImdb/train/neg/2_1.txt": "bad",
              "aclImdb/test/pos/3_8.txt": "fine", "aclImdb/test/neg/4_2.txt": "poor",
              "aclImdb/train/unsup/5_0.txt": "ignored", "aclImdb/README": "readme"}
     channel = tmp_path / "channel"
     channel.mkdir()
-    archive = _archive(channel / "imdb.tar.gz", files)
+    archive = write_tar_gz(channel / "imdb.tar.gz", files)
     folder = tmp_path / "extracted"
     with tarfile.open(archive) as tar:
         tar.extractall(folder, filter="data")
@@ -146,7 +141,7 @@ def test_data_errors_say_what_to_do(tmp_path):
     (tmp_path / "broken.tar.gz").write_bytes(b"not a tar file at all")
     with pytest.raises(DataError, match="not a readable tar.gz"):
         load(tmp_path / "broken.tar.gz")
-    _archive(tmp_path / "empty.tar.gz", {"aclImdb/train/pos/1_9.txt": "good"})
+    write_tar_gz(tmp_path / "empty.tar.gz", {"aclImdb/train/pos/1_9.txt": "good"})
     with pytest.raises(DataError, match="no reviews under aclImdb/test"):
         load(tmp_path / "empty.tar.gz")
 

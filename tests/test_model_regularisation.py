@@ -3,29 +3,18 @@ unlabelled reviews, word vectors learnt from them, word dropout, mean pooling, a
 tcmalloc."""
 from __future__ import annotations
 
-import io
 import tarfile
-from pathlib import Path
 
 import pytest
 import torch
 
 from model.data import Review, load, split_validation
 from model.embeddings import cooccurrence, ppmi, pretrained_vectors
-from model.hyperparameters import HyperparameterError, Hyperparameters
 from model.network import LSTMClassifier, drop_words, pad_batch
 from model.train import tcmalloc_command
 from model.vocab import PAD, UNK
 
-
-def _archive(path: Path, files: dict[str, str]) -> Path:
-    with tarfile.open(path, "w:gz") as tar:
-        for name, text in files.items():
-            data = text.encode()
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return path
+from fixtures_model import write_tar_gz
 
 
 LABELLED = {
@@ -41,7 +30,7 @@ LABELLED = {
 # ----------------------------------------------------------------------------- data
 
 def test_reviews_know_their_movie_from_the_urls_listing(tmp_path):
-    ds = load(_archive(tmp_path / "a.tar.gz", LABELLED))
+    ds = load(write_tar_gz(tmp_path / "a.tar.gz", LABELLED))
     assert {(r.text, r.movie) for r in ds.train} == {("good", "tt0000001"), ("fine", "tt0000002"),
                                                      ("bad", "tt0000001")}
     assert all(r.movie is None for r in ds.test)  # test has no listing in this archive
@@ -69,20 +58,20 @@ def test_validation_split_falls_back_to_random_without_movies():
     assert train and val
 
 
-def test_unlabelled_reviews_come_from_the_archive_or_a_sibling_archive(tmp_path):
+def test_unlabelled_reviews_come_from_the_archive_or_a_siblingwrite_tar_gz(tmp_path):
     unsup = {"aclImdb/train/unsup/10_0.txt": "ten", "aclImdb/train/unsup/2_0.txt": "two"}
-    both = load(_archive(tmp_path / "orig.tar.gz", {**LABELLED, **unsup}), unlabelled=True)
+    both = load(write_tar_gz(tmp_path / "orig.tar.gz", {**LABELLED, **unsup}), unlabelled=True)
     assert both.unlabelled == ["two", "ten"]  # in id order
     assert load(tmp_path / "orig.tar.gz").unlabelled == []  # only when asked for
     split = tmp_path / "split"
     split.mkdir()
-    _archive(split / "aclImdb_v1_labeled.tar.gz", LABELLED)
-    _archive(split / "aclImdb_v1_unsup.tar.gz", unsup)
+    write_tar_gz(split / "aclImdb_v1_labeled.tar.gz", LABELLED)
+    write_tar_gz(split / "aclImdb_v1_unsup.tar.gz", unsup)
     assert load(split / "aclImdb_v1_labeled.tar.gz", unlabelled=True).unlabelled == ["two", "ten"]
     assert load(split, unlabelled=True).unlabelled == ["two", "ten"]  # a channel holding both
     alone = tmp_path / "alone"
     alone.mkdir()
-    assert load(_archive(alone / "a.tar.gz", LABELLED), unlabelled=True).unlabelled == []
+    assert load(write_tar_gz(alone / "a.tar.gz", LABELLED), unlabelled=True).unlabelled == []
 
 
 # ----------------------------------------------------------------------------- word vectors
@@ -140,17 +129,6 @@ def test_mean_pooling_reads_real_tokens_only():
         padded = net(ids, lengths)
         alone = net(*pad_batch([[3, 4, 5]]))
     assert torch.allclose(padded[0], alone[0], atol=1e-6)
-
-
-@pytest.mark.parametrize("values, message", [
-    ({"word_dropout": "1"}, r"\[0, 1\)"),
-    ({"validation_split": "year"}, "movie, random"),
-    ({"embedding_init": "glove"}, "none, ppmi-svd"),
-    ({"pooling": "mean"}, "last, last\\+max, last\\+max\\+mean"),
-])
-def test_new_hyperparameters_are_validated(values, message):
-    with pytest.raises(HyperparameterError, match=message):
-        Hyperparameters.from_strings(values)
 
 
 # ----------------------------------------------------------------------------- allocator

@@ -11,7 +11,7 @@ import json
 import socket
 import time
 
-from fixtures_model import ServeProcess
+from fixtures_model import ServeProcess, read_answer
 
 REVIEW = b"A wonderful, brilliant film: superb acting and a beautiful, delightful story."
 CONNECTIONS = 8
@@ -22,22 +22,6 @@ def request(name: str) -> bytes:
     # the runtime route keeps the endpoint name in the log line's path: it tells the connections apart
     return (f"POST /endpoints/{name}/invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n"
             f"Content-Length: {len(REVIEW)}\r\n\r\n").encode() + REVIEW
-
-
-def read_answer(s: socket.socket) -> tuple[int, dict]:
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        chunk = s.recv(65536)
-        assert chunk, "the connection closed without an answer"
-        buf += chunk
-    head, _, body = buf.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:])}
-    while len(body) < int(headers["content-length"]):
-        chunk = s.recv(65536)
-        assert chunk, "the connection closed in the middle of an answer"
-        body += chunk
-    return int(lines[0].split(" ")[1]), headers
 
 
 def test_keep_alive_connections_are_spread_over_the_workers(model_dir, tmp_path):
@@ -59,7 +43,7 @@ def test_keep_alive_connections_are_spread_over_the_workers(model_dir, tmp_path)
             for i, s in enumerate(socks):
                 s.sendall(request(f"balance-c{i}"))
             for s in socks:
-                status, headers = read_answer(s)
+                status, headers, _ = read_answer(s)
                 assert status == 200 and headers.get("connection") is None  # still keep-alive
         expected = CONNECTIONS * ROUNDS
         deadline = time.monotonic() + 10

@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from fixtures_model import WORDS, ServeProcess
+from fixtures_model import WORDS, ServeProcess, read_answer
 
 REVIEW = b"A wonderful, brilliant film."
 
@@ -25,22 +25,6 @@ REVIEW = b"A wonderful, brilliant film."
 def post(body: bytes, ctype: str) -> bytes:
     return (f"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: {ctype}\r\n"
             f"Content-Length: {len(body)}\r\n\r\n").encode() + body
-
-
-def read_answer(s: socket.socket) -> tuple[int, dict, bytes]:
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        chunk = s.recv(65536)
-        assert chunk, "the connection closed without an answer"
-        buf += chunk
-    head, _, body = buf.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:])}
-    while len(body) < int(headers["content-length"]):
-        chunk = s.recv(65536)
-        assert chunk, "the connection closed in the middle of an answer"
-        body += chunk
-    return int(lines[0].split(" ")[1]), headers, body
 
 
 def test_sigterm_answers_a_request_waiting_unread_behind_a_busy_worker(make_model_dir, tmp_path):
