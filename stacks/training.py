@@ -131,6 +131,10 @@ class TrainingStack(Stack):
                 "TrainingImage": self.image.image_uri,
                 "RoleArn": role.role_arn,
                 "TrainDataUri": data.train_data_uri,
+                # New with every creation of the data stack, as is the bucket the artifact lives in: a
+                # deploy after a destroy trains again instead of adopting the finished job of the same
+                # name, whose model.tar.gz went with the old bucket.
+                "DataStackId": data.stack_id,
                 "OutputPath": data.output_uri,
                 "InstanceType": settings.training_instance_type,
                 "InstanceCount": "1",

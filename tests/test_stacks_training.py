@@ -48,6 +48,15 @@ def test_training_job_properties(app_default):
     assert int(_job(app_default)["Properties"]["ServiceTimeout"]) == 3600
 
 
+def test_job_identity_follows_the_data_stacks_generation(app_default):
+    """A destroy takes the bucket and its model.tar.gz; the data stack created afterwards has a new id, so
+    the job name (a hash of the properties) is new and the deploy trains instead of adopting."""
+    reference = _job(app_default)["Properties"]["DataStackId"]["Fn::GetStackOutput"]
+    assert reference["StackName"] == app_default.stacks["data"].stack_name
+    output = app_default.templates["data"]["Outputs"][reference["OutputName"]]
+    assert output["Value"] == {"Ref": "AWS::StackId"}
+
+
 def test_provider_waits_long_enough_and_not_longer_than_cloudformation(app_default):
     (machine,) = app_default.resources("training", "AWS::StepFunctions::StateMachine").values()
     definition = json.dumps(machine["Properties"]["DefinitionString"])

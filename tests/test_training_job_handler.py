@@ -5,6 +5,7 @@ import copy
 import datetime
 import importlib.util
 import re
+import uuid
 from pathlib import Path
 
 import boto3
@@ -24,6 +25,7 @@ PROPS = {
     "TrainingImage": IMAGE,
     "RoleArn": f"arn:aws:iam::{ACCOUNT}:role/SageMakerTrainingRole",
     "TrainDataUri": "s3://imdbsentiment-data-123456789012-us-east-1/datasets/imdb-0123456789abcdef/",
+    "DataStackId": "arn:aws:cloudformation:us-east-1:123456789012:stack/ImdbSentiment-Data/0f1e2d3c",
     "OutputPath": "s3://imdbsentiment-data-123456789012-us-east-1/models/",
     "InstanceType": "ml.m5.xlarge",
     "InstanceCount": "1",
@@ -116,7 +118,8 @@ def test_job_name_is_a_hash_of_image_data_hyperparameters_and_output(handler):
     same = {**PROPS, "InstanceType": "ml.c5.2xlarge", "MaxRuntimeInSeconds": "600", "Spot": "true"}
     assert handler.base_job_name(same) == base  # what a job *is* did not change
     for key, value in (("TrainingImage", IMAGE + "x"), ("TrainDataUri", PROPS["TrainDataUri"] + "x/"),
-                       ("OutputPath", "s3://other-bucket/models/"), ("HyperParameters", {"epochs": "4"})):
+                       ("OutputPath", "s3://other-bucket/models/"), ("HyperParameters", {"epochs": "4"}),
+                       ("DataStackId", PROPS["DataStackId"].replace("0f1e2d3c", "4b5a6978"))):
         assert handler.base_job_name({**PROPS, key: value}) != base, key
 
 
@@ -333,3 +336,75 @@ def test_create_then_complete_under_moto(handler, monkeypatch):
         assert done["Data"]["ModelArtifactUri"].endswith(f"/models/{name}/output/model.tar.gz")
         # Same properties again: the same job, adopted rather than created twice.
         assert handler.on_event(event("Create"), None) == created
+
+
+# --- destroy, then deploy again (moto's S3 and SageMaker)
+DATA_BUCKET = "imdbsentiment-data-123456789012-us-east-1"
+
+
+class Account:
+    """The parts of one account that a deploy and a destroy touch. Two are played here: CloudFormation,
+    which gives every stack it creates a new id (``.../stack/<name>/<uuid>``; moto's CloudFormation
+    needs packages this environment does not install), and SageMaker's upload of model.tar.gz when a job
+    completes (moto records the job but writes no model)."""
+
+    def __init__(self, handler):
+        self.handler = handler
+        self.s3 = boto3.client("s3")
+
+    def deploy(self) -> str:
+        """Data stack, then the training resource; the ModelArtifactUri the endpoint stack would get."""
+        self.s3.create_bucket(Bucket=DATA_BUCKET)
+        stack_id = f"arn:aws:cloudformation:us-east-1:{ACCOUNT}:stack/ImdbSentiment-Data/{uuid.uuid4()}"
+        props = {**PROPS, "DataStackId": stack_id}  # what the template's Fn::GetStackOutput resolves to
+        before = self._jobs()
+        name = self.handler.on_event(event("Create", props), None)["PhysicalResourceId"]
+        if name not in before:
+            bucket, key = self._artifact(f"{PROPS['OutputPath']}{name}/output/model.tar.gz")
+            self.s3.put_object(Bucket=bucket, Key=key, Body=b"model")
+        done = self.handler.is_complete(event("Create", props, physical_id=name), None)
+        self.props, self.name = props, name
+        return done["Data"]["ModelArtifactUri"]
+
+    def destroy(self) -> None:
+        """Training resource deleted (the job record stays), then the bucket emptied and the stack deleted."""
+        self.handler.on_event(event("Delete", self.props, physical_id=self.name), None)
+        assert self.handler.is_complete(event("Delete", self.props, physical_id=self.name), None)["IsComplete"]
+        for item in self.s3.list_objects_v2(Bucket=DATA_BUCKET).get("Contents", []):
+            self.s3.delete_object(Bucket=DATA_BUCKET, Key=item["Key"])
+        self.s3.delete_bucket(Bucket=DATA_BUCKET)
+
+    def artifact_exists(self, uri: str) -> bool:
+        bucket, key = self._artifact(uri)
+        try:
+            self.s3.head_object(Bucket=bucket, Key=key)
+            return True
+        except self.s3.exceptions.ClientError:
+            return False
+
+    def _jobs(self) -> set[str]:
+        return {j["TrainingJobName"] for j in self.handler._client().list_training_jobs()["TrainingJobSummaries"]}
+
+    @staticmethod
+    def _artifact(uri: str) -> tuple[str, str]:
+        bucket, _, key = uri.removeprefix("s3://").partition("/")
+        return bucket, key
+
+
+def test_deploy_after_destroy_gets_a_model_that_exists(handler, monkeypatch):
+    from moto import mock_aws
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    with mock_aws():
+        handler._CLIENT = None
+        account = Account(handler)
+        first = account.deploy()
+        assert account.artifact_exists(first)
+        account.destroy()
+        assert not account.artifact_exists(first)  # auto_delete_objects took it with the bucket
+        second = account.deploy()
+        # The endpoint's model points here: it must exist, so this deploy trained a new job.
+        assert account.artifact_exists(second), f"the re-deploy adopted the old job: {second}"
+        assert second != first

@@ -9,6 +9,8 @@ Resource properties (CloudFormation hands every scalar over as a string):
   TrainingImage           the ECR image URI (``train`` is the image's training entry point)
   RoleArn                 the SageMaker execution role
   TrainDataUri            ``s3://.../datasets/imdb-<hash>/``: the ``train`` channel (the IMDB tar.gz)
+  DataStackId             the data stack's CloudFormation id: a new one each time that stack (and with
+                          it the bucket holding every model artifact) is created
   OutputPath              ``s3://.../models/``: SageMaker writes ``<job>/output/model.tar.gz`` under it
   InstanceType, InstanceCount, VolumeSizeInGB, MaxRuntimeInSeconds
   Spot, MaxWaitTimeInSeconds, CheckpointUri   managed spot training ("true"/"false")
@@ -16,8 +18,10 @@ Resource properties (CloudFormation hands every scalar over as a string):
   HyperParameters         {name: string}
   MetricDefinitions       [{"Name": "validation:accuracy", "Regex": "..."}]
 
-Identity: a job is defined by its image, data, hyperparameters and output location. The job name is a
-hash of those, so an update that changes anything else (instance type, timeouts) keeps the same job and
+Identity: a job is defined by its image, data, hyperparameters, output location and the data stack it
+writes into (a destroy deletes the bucket and its artifacts, and training-job records cannot be deleted,
+so a deploy after a destroy must not adopt the finished job of the old bucket). The job name is a hash
+of those, so an update that changes anything else (instance type, timeouts) keeps the same job and
 physical id, and an update that changes one of them starts a new job (a new physical id, so CloudFormation
 deletes the old resource afterwards: a finished job is left as it is, a running one is stopped).
 
@@ -61,11 +65,13 @@ def _flag(value) -> bool:
 
 # --- identity and names
 def identity_hash(props: dict) -> str:
-    """What a job is: image, data, hyperparameters, output location (not instance type or timeouts)."""
+    """What a job is: image, data, hyperparameters, output location and the data stack's generation (not
+    instance type or timeouts)."""
     identity = {
         "image": props["TrainingImage"],
         "data": props["TrainDataUri"],
         "output": props["OutputPath"],
+        "data_stack": props.get("DataStackId", ""),
         "hyperparameters": {str(k): str(v) for k, v in (props.get("HyperParameters") or {}).items()},
     }
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
