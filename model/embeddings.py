@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sys
 import time
 import warnings
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -27,11 +28,12 @@ from .vocab import PAD, UNK
 log = logging.getLogger("model.train")
 
 
-def cooccurrence(id_lists: Sequence[Sequence[int]], vocab_size: int, window: int) -> torch.Tensor:
+def cooccurrence(id_lists: Sequence[Sequence[int]], vocab_size: int, window: int,
+                 step: Callable[[], object] = lambda: None) -> torch.Tensor:
     """Symmetric counts (sparse CSR) of word pairs at most ``window`` apart, each weighted 1/distance.
 
     PAD and UNK take no part. Reviews are laid end to end with ``window`` PADs between them, so no
-    pair spans two reviews.
+    pair spans two reviews. ``step`` is called after each of ``window`` + 1 steps.
     """
     gap = [PAD] * window
     flat: list[int] = []
@@ -49,13 +51,16 @@ def cooccurrence(id_lists: Sequence[Sequence[int]], vocab_size: int, window: int
         unique, count = np.unique(np.concatenate([a * vocab_size + b, b * vocab_size + a]), return_counts=True)
         keys.append(unique)
         weights.append(count / d)
+        step()
     key = np.concatenate(keys)
     weight = np.concatenate(weights)
     order = np.argsort(key, kind="stable")
     key, weight = key[order], weight[order]
     starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if len(key) else np.zeros(0, dtype=np.int64)
     key, weight = key[starts], np.add.reduceat(weight, starts) if len(key) else weight
-    return _csr(key // vocab_size, key % vocab_size, weight, vocab_size)
+    counts = _csr(key // vocab_size, key % vocab_size, weight, vocab_size)
+    step()
+    return counts
 
 
 @contextlib.contextmanager
@@ -92,29 +97,44 @@ def ppmi(counts: torch.Tensor, smoothing: float = 0.75) -> torch.Tensor:
     return _csr(rows[keep], cols[keep], pmi[keep], n)
 
 
-def top_singular_vectors(matrix: torch.Tensor, k: int, niter: int, generator: torch.Generator):
+def top_singular_vectors(matrix: torch.Tensor, k: int, niter: int, generator: torch.Generator,
+                         step: Callable[[], object] = lambda: None):
     """The ``k`` leading left singular vectors and values of a sparse CSR ``matrix``: randomised
-    subspace iteration (Halko et al. 2011) with a few extra columns, on CSR products only."""
+    subspace iteration (Halko et al. 2011) with a few extra columns, on CSR products only.
+    ``step`` is called after each of ``niter`` + 2 steps."""
     with _csr_layout():
         transposed = matrix.t().to_sparse_csr()
     width = min(k + 10, matrix.shape[1])
     q = torch.linalg.qr(matrix @ torch.randn(matrix.shape[1], width, generator=generator)).Q
+    step()
     for _ in range(niter):
         q = torch.linalg.qr(matrix @ torch.linalg.qr(transposed @ q).Q).Q
+        step()
     u_small, s, _ = torch.linalg.svd((transposed @ q).t(), full_matrices=False)  # Q^T M = U S V^T
+    step()
     return (q @ u_small)[:, :k], s[:k]
 
 
 def pretrained_vectors(id_lists: Sequence[Sequence[int]], vocab_size: int, dim: int, window: int = 5,
-                       seed: int = 0) -> torch.Tensor:
+                       seed: int = 0, progress: bool = False) -> torch.Tensor:
     """A [vocab_size, dim] matrix: row i the vector of word id i, scaled like ``nn.Embedding``'s init.
 
-    Words never seen in ``id_lists`` (and UNK) keep a random vector; PAD is zero.
+    Words never seen in ``id_lists`` (and UNK) keep a random vector; PAD is zero. ``progress``: a
+    bar over the steps (counting, PPMI, SVD), which take 10-20 s on the full data on two cores.
     """
+    from tqdm import tqdm
+
     t0 = time.perf_counter()
     generator = torch.Generator().manual_seed(seed)
-    matrix = ppmi(cooccurrence(id_lists, vocab_size, window))
-    u, s = top_singular_vectors(matrix, min(dim, vocab_size), niter=3, generator=generator)
+    niter = 3
+    # Steps of unequal cost (a counting step or a subspace iteration takes 1-3 s there), yet
+    # steady enough for the bar's ETA to be of use.
+    with tqdm(total=window + 1 + 1 + niter + 2, desc="word vectors", unit="step", disable=not progress,
+              mininterval=0.5 if sys.stderr.isatty() else 30.0) as bar:
+        matrix = ppmi(cooccurrence(id_lists, vocab_size, window, step=bar.update))
+        bar.update()
+        u, s = top_singular_vectors(matrix, min(dim, vocab_size), niter=niter, generator=generator,
+                                    step=bar.update)
     vectors = u * s.sqrt()  # eigenvalue weighting 0.5: the symmetric split of the factorisation
     # The overall scale of nn.Embedding's N(0, 1) init, so the LSTM starts in its usual range.
     seen = torch.from_numpy(np.diff(matrix.crow_indices().numpy()) > 0)

@@ -177,11 +177,24 @@ class Preprocessor:
         if workers <= 1 or len(reviews) < 2000:
             return [self.tokens(r) for r in _progress(reviews, progress, "preprocess")]
         import multiprocessing as mp
-        chunk = max(64, len(reviews) // (workers * 16))
+        size = max(64, len(reviews) // (workers * 16))
+        chunks = [reviews[i:i + size] for i in range(0, len(reviews), size)]
         ctx = mp.get_context("fork")
+        out: list[list[str]] = []
+        # The bar advances a whole chunk at a time: counting reviews one by one, its first tick came
+        # when the first chunk arrived, one review after a second or more, and promised 40 hours.
+        bar = _progress(None, progress, "preprocess", total=len(reviews))
         with ctx.Pool(workers) as pool:
-            it = pool.imap(self.tokens, reviews, chunksize=chunk)
-            return list(_progress(it, progress, "preprocess", total=len(reviews)))
+            for part in pool.imap(self._tokens_of_chunk, chunks):
+                out.extend(part)
+                if bar is not None:
+                    bar.update(len(part))
+        if bar is not None:
+            bar.close()
+        return out
+
+    def _tokens_of_chunk(self, reviews: Sequence[str]) -> list[list[str]]:
+        return [self.tokens(r) for r in reviews]
 
 
 def _progress(it, enabled: bool, desc: str, total: int | None = None):

@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import sys
+import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,6 +129,43 @@ def resolve_hyperparameters(args: argparse.Namespace, paths: JobPaths) -> Hyperp
     return Hyperparameters.from_strings(values, base=preset(preset_name))
 
 
+def duration(seconds: float) -> str:
+    """``1 min 31 s``, ``48 s``, ``1 h 02 min``."""
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+def percent(fraction: float) -> str:
+    """One decimal, as the README and the model card round: 0.8754 -> ``87.5%``."""
+    return f"{fraction * 100:.1f}%"
+
+
+def summary(metrics: dict, model_dir: Path, seconds: float) -> str:
+    """What a person reads at the end of a run, after the ``name=value`` lines SageMaker scrapes."""
+    model_dir = Path(model_dir).resolve()
+    val = metrics["validation"]
+    epochs = len(metrics.get("history") or [])
+    where = f"validation {percent(val['accuracy'])}, best epoch {metrics['best_epoch']} of {epochs}"
+    if "test" in metrics:
+        scored = (f"Test accuracy {percent(metrics['test']['accuracy'])} on {metrics['test']['n']:,} "
+                  f"test reviews ({where}).")
+    else:
+        scored = f"Validation accuracy {percent(val['accuracy'])} (test split not scored; {where})."
+    return "\n".join([
+        "",
+        f"Trained in {duration(seconds)}. {scored}",
+        f"  Model    {model_dir}",
+        f"  Metrics  {model_dir / 'metrics.json'}  (every figure and the per-epoch history)",
+        f"  Plots    {model_dir / 'training_curves.png'}, confusion_matrix.png",
+    ])
+
+
 def write_failure(path: Path, reason: str) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -139,7 +177,10 @@ def write_failure(path: Path, reason: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     if argv is None:  # the process's own command line (not a caller inside another program)
         use_tcmalloc()
+    started = time.monotonic()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Its first run in a fresh environment logs "generated new fontManager" at INFO: not ours to report.
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)
     args = parse_args(argv)
     paths = JobPaths.from_environment()
     # A laptop run has no /opt/ml; only write the failure file where a job would look for it.
@@ -155,8 +196,9 @@ def main(argv: list[str] | None = None) -> int:
         dataset = load(args.data or paths.data, unlabelled=hp.embedding_init != "none")
         from .training import fit
 
-        fit(dataset, hp, args.model_dir or paths.model_dir, progress=not args.quiet,
-            evaluate_test=not args.no_test)
+        model_dir = args.model_dir or paths.model_dir
+        metrics = fit(dataset, hp, model_dir, progress=not args.quiet, evaluate_test=not args.no_test)
+        print(summary(metrics, model_dir, time.monotonic() - started), flush=True)
         return 0
     except KeyboardInterrupt:
         reason = "training interrupted"

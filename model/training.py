@@ -129,7 +129,8 @@ def fit(dataset: Dataset, hp: Hyperparameters, model_dir: Path, progress: bool =
         # Never the validation or test reviews: their text stays unseen until they are scored.
         corpus = [vocab.encode(t, len(t)) for t in train_tokens + unlabelled_tokens]
         with torch.no_grad():
-            model.embedding.weight.copy_(pretrained_vectors(corpus, len(vocab), hp.embedding_dim, seed=hp.seed))
+            model.embedding.weight.copy_(pretrained_vectors(corpus, len(vocab), hp.embedding_dim, seed=hp.seed,
+                                                               progress=progress))
         del corpus
     model = model.to(device)
     embedding = list(model.embedding.parameters())

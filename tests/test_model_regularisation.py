@@ -108,6 +108,17 @@ def test_pretrained_vectors_put_words_used_alike_together():
     assert torch.equal(v, pretrained_vectors(texts, vocab_size=12, dim=4, window=3, seed=0))
 
 
+def test_pretrained_vectors_show_their_progress(capsys):
+    texts = [[2, 3, 4, 5, 6, 7] for _ in range(20)]
+    quiet = pretrained_vectors(texts, vocab_size=12, dim=4, window=3, seed=0)
+    assert capsys.readouterr().err == ""
+    shown = pretrained_vectors(texts, vocab_size=12, dim=4, window=3, seed=0, progress=True)
+    assert torch.equal(quiet, shown)
+    err = capsys.readouterr().err
+    # 3 distances and merging the counts, PPMI, the first product, 3 subspace iterations, the SVD
+    assert "word vectors" in err and "10/10" in err, err
+
+
 # ----------------------------------------------------------------------------- network
 
 def test_word_dropout_hides_real_tokens_only():

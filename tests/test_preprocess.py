@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 from pathlib import Path
 
 import pytest
@@ -115,6 +116,36 @@ def test_missing_stopwords_corpus_gives_an_actionable_error(tmp_path):
 def test_many_reviews_over_processes_match_single_process(original):
     reviews = [SAMPLES[i % len(SAMPLES)] + f" review number {i}" for i in range(2500)]
     assert original.tokens_many(reviews, workers=2) == [original.tokens(r) for r in reviews]
+
+
+def _clock(text: str) -> int:
+    seconds = 0
+    for part in text.split(":"):
+        seconds = seconds * 60 + int(part)
+    return seconds
+
+
+def test_progress_bar_over_processes_promises_a_sensible_time(original, monkeypatch):
+    """Every tick's ETA is within reach of the real run time (it once said 72 hours at first)."""
+    import io
+    import time
+
+    import tqdm
+
+    out = io.StringIO()
+
+    class EveryUpdate(tqdm.tqdm):  # print every tick, into ``out``
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **{**kwargs, "file": out, "mininterval": 0, "miniters": 1})
+
+    monkeypatch.setattr(tqdm, "tqdm", EveryUpdate)
+    reviews = [SAMPLES[i % len(SAMPLES)] + f" review number {i}" for i in range(8000)]
+    t0 = time.perf_counter()
+    assert len(original.tokens_many(reviews, workers=2, progress=True)) == len(reviews)
+    took = time.perf_counter() - t0
+    ticks = [(int(m[1]), _clock(m[2])) for m in re.finditer(r"(\d+)/8000 \[[\d:]+<([\d:]+),", out.getvalue())]
+    assert ticks and ticks[-1][0] == 8000, out.getvalue()[-500:]
+    assert all(eta <= 5 + 10 * took for n, eta in ticks if n > 0), (took, ticks[:5])
 
 
 HOSTILE_UNITS = ["<a x=", "<!--", "<b>", "<<<<>", "a < b ", "<a href='x'>t</a> ", "&#", "<![CDATA[", "<?x",

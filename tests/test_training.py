@@ -128,6 +128,13 @@ def test_train_follows_the_sagemaker_contract(job_env, tiny_tgz, capsys):
     assert not (job_env / "output" / "failure").exists()
     out = capsys.readouterr().out
     assert "validation:accuracy=" in out and "test:accuracy=" in out and "train:loss=" in out
+    # Then, for a person: the figure, rounded as the docs round it, where the files are, how long.
+    summary = out[out.index("test:accuracy="):].split("\n", 1)[1]
+    accuracy = json.loads((job_env / "model" / "metrics.json").read_text())["test"]["accuracy"]
+    assert f"Test accuracy {accuracy * 100:.1f}% on 80 test reviews" in summary
+    assert "Trained in " in summary and " s." in summary
+    assert f"Model    {job_env / 'model'}" in summary
+    assert str(job_env / "model" / "metrics.json") in summary and "training_curves.png" in summary
 
 
 @pytest.mark.parametrize("hyperparameters, archive, reason", [
@@ -158,12 +165,18 @@ def test_train_failures_leave_a_reason(job_env, tiny_tgz, tmp_path_factory, caps
     assert not artifact.is_complete(job_env / "model")
 
 
-def test_flags_override_the_job_paths(job_env, tiny_tgz, tmp_path):
+def test_flags_override_the_job_paths(job_env, tiny_tgz, tmp_path, capsys):
     out = tmp_path / "elsewhere"
     assert train.main(["--data", str(tiny_tgz), "--model-dir", str(out), "--preset", "tiny",
                        "--set", "epochs=1", "--set", "workers=1", "--no-test", "--quiet"]) == 0
     assert artifact.is_complete(out)
     assert "test" not in json.loads((out / "metrics.json").read_text())
+    assert "(test split not scored; validation " in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("seconds, shown", [(48.4, "48 s"), (91, "1 min 31 s"), (3725, "1 h 02 min")])
+def test_durations_read_as_a_person_says_them(seconds, shown):
+    assert train.duration(seconds) == shown
 
 
 def test_evaluate_scores_an_artifact(trained, tiny_tgz, tmp_path, capsys):
