@@ -3,16 +3,18 @@
 
 The deployed stacks train one model per change of data, image or hyperparameters. For
 experiments, this script starts the same image (same `train` contract) with the SageMaker Python
-SDK, which is the best tool for tuning jobs. The SDK is heavy and optional:
+SDK, which is the best tool for tuning jobs. The SDK is heavy, optional, and pins packages the
+main environment does not want, so it lives in a venv of its own, which `make test-sagemaker`
+creates (and tests this script in, against moto):
 
-    pip install -e '.[sagemaker]'
+    make test-sagemaker
 
     # one training job
-    python scripts/sagemaker_job.py train --image-uri <ecr image> --role <execution role arn> \\
+    .venv-sagemaker/bin/python scripts/sagemaker_job.py train --image-uri <ecr image> --role <execution role arn> \\
         --data s3://<bucket>/data/ --output s3://<bucket>/experiments/ --set epochs=4 [--spot] [--wait]
 
     # a tuning job over learning rate, hidden size and dropout, maximising validation accuracy
-    python scripts/sagemaker_job.py tune --image-uri ... --role ... --data ... --output ... \\
+    .venv-sagemaker/bin/python scripts/sagemaker_job.py tune --image-uri ... --role ... --data ... --output ... \\
         --max-jobs 8 --max-parallel 2
 
 Image, role and bucket are the deployed stack's (`make deploy` prints them; the training stack's
@@ -103,7 +105,9 @@ def load_sdk():
         from sagemaker.estimator import Estimator
         from sagemaker.tuner import ContinuousParameter, HyperparameterTuner, IntegerParameter
     except ImportError:
-        raise UsageError("the SageMaker Python SDK is not installed: pip install -e '.[sagemaker]'") from None
+        raise UsageError(f"the SageMaker Python SDK is not installed in this Python ({sys.executable}): "
+                         "run this script with .venv-sagemaker/bin/python, which `make test-sagemaker` "
+                         "creates") from None
     return sagemaker, Estimator, HyperparameterTuner, ContinuousParameter, IntegerParameter
 
 
