@@ -4,7 +4,8 @@
 1. finds the IMDB data (``--data`` / ``$IMDB_DATA``, the shared copy beside the checkout,
    ``data/aclImdb_v1.tar.gz``, else ``python -m model.download`` with its checksum);
 2. trains a model with ``python -m model.train`` if ``--model-dir`` holds none (quick preset; ``--full``
-   for the full one; ``--retrain`` to train again), else reuses it;
+   for the full one, also when the model there is not; ``--retrain`` to train again), else reuses it
+   and says which it is;
 3. starts the endpoint server (``python -m model.serve``) on loopback and waits for ``GET /ping``;
 4. starts the local front (``scripts/local_front.py``): the page from ``web/``, a ``config.json``
    pointing at the local API, and ``POST /predict`` through the real Lambda handler in ``lambda/``,
@@ -38,6 +39,7 @@ MODEL_FILES = ("config.json", "vocab.json", "model.safetensors")
 DEFAULT_FRONT_PORT = 8000
 DEFAULT_ENDPOINT_PORT = 8080
 STOP_GRACE_S = 10.0
+LOGS_KEPT = 3  # earlier runs' logs kept beside the current one: serve.log.1 is the previous run's
 
 
 class LocalModeError(Exception):
@@ -120,6 +122,70 @@ def choose_port(requested: int | None, default: int, what: str, flag: str, host:
 
 def model_complete(model_dir: Path) -> bool:
     return all((model_dir / name).is_file() for name in MODEL_FILES)
+
+
+def preset_of(hyperparameters: dict) -> str | None:
+    """The preset a model's stored hyperparameters are, or None (``--set`` changed something)."""
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    from model.hyperparameters import PRESETS, preset
+
+    # ``workers`` is how many threads trained it, not part of the model.
+    mine = {k: v for k, v in hyperparameters.items() if k != "workers"}
+    for name in PRESETS:
+        if {k: v for k, v in preset(name).to_dict().items() if k != "workers"} == mine:
+            return name
+    return None
+
+
+def describe_model(model_dir: Path) -> str:
+    """``quick preset, 87.5% on the IMDB test split, trained 2026-12-01 08:52``, as far as the
+    model's config.json and metrics.json tell."""
+    parts = []
+    try:
+        config = json.loads((model_dir / "config.json").read_text())
+        name = preset_of(config.get("hyperparameters") or {})
+        parts.append(f"{name} preset" if name else "custom hyperparameters")
+    except (OSError, ValueError, TypeError, AttributeError):
+        pass
+    metrics_file = model_dir / "metrics.json"
+    try:
+        metrics = json.loads(metrics_file.read_text())
+        if "test" in metrics:
+            parts.append(f"{metrics['test']['accuracy'] * 100:.1f}% on the IMDB test split")
+        else:
+            parts.append(f"{metrics['validation']['accuracy'] * 100:.1f}% on its validation split "
+                         "(test split not scored)")
+        parts.append("trained " + time.strftime("%Y-%m-%d %H:%M", time.localtime(metrics_file.stat().st_mtime)))
+    except (OSError, ValueError, TypeError, KeyError):
+        parts.append("no metrics.json")
+    return ", ".join(parts)
+
+
+def training_reason(args: argparse.Namespace, model_dir: Path) -> str | None:
+    """Why a model must be trained first, or None to serve the one in ``model_dir``."""
+    if not model_complete(model_dir):
+        return f"No model in {model_dir}"
+    if args.retrain:
+        return "--retrain"
+    if args.full:  # asked for the full model: a quick one already there is not it
+        try:
+            hyperparameters = json.loads((model_dir / "config.json").read_text()).get("hyperparameters") or {}
+        except (OSError, ValueError, AttributeError):
+            hyperparameters = {}
+        name = preset_of(hyperparameters)
+        if name != "full":
+            return f"--full, and the model there is {f'the {name} preset' if name else 'not the full preset'}"
+    return None
+
+
+def rotate_logs(path: Path, keep: int = LOGS_KEPT) -> None:
+    """``serve.log`` -> ``serve.log.1`` -> ... -> ``serve.log.<keep>``: a run never overwrites the
+    log of the run before it, which is the one to read when something went wrong."""
+    for n in range(keep, 0, -1):
+        older = path.with_name(f"{path.name}.{n - 1}") if n > 1 else path
+        if older.exists():
+            older.replace(path.with_name(f"{path.name}.{n}"))
 
 
 def find_data(explicit: str | None) -> Path:
@@ -269,7 +335,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                   "(default: $IMDB_DATA, ../shared/data, data/, else download)")
     p.add_argument("--model-dir", type=Path, default=REPO / ".local" / "model",
                    help="model to serve; trained there first if missing (default: .local/model)")
-    p.add_argument("--full", action="store_true", help="train with the full preset (slower, better)")
+    p.add_argument("--full", action="store_true", help="serve a model of the full preset (slower to train, "
+                                                         "better), training it if the one there is not")
     p.add_argument("--retrain", action="store_true", help="train again even if a model exists")
     p.add_argument("--port", type=int, help=f"port of the page and API (default {DEFAULT_FRONT_PORT}, or a "
                                             "free one if busy; 0 = any free port)")
@@ -289,12 +356,13 @@ def run(args: argparse.Namespace) -> int:
                                 avoid={front_port})
     model_dir = args.model_dir.resolve()
 
-    if args.retrain or not model_complete(model_dir):
+    reason = training_reason(args, model_dir)
+    if reason:
         data = find_data(args.data)
         preset = "full" if args.full else "quick"
-        say(f"Training a model ({preset} preset) on {data} into {model_dir} ...")
+        say(f"{reason}: training a model ({preset} preset) on {data} into {model_dir} ...")
         if preset == "quick":
-            say("  (the quick preset takes a few minutes on a laptop CPU; `--full` trains the reported model)")
+            say("  (the quick preset takes 1.5-2 min on 2 CPU cores; `--full` trains the model card's, 8-9 min)")
         trainer = Child("train", [PYTHON, "-m", "model.train", "--data", str(data), "--model-dir",
                                   str(model_dir), "--preset", preset])
         try:
@@ -306,9 +374,12 @@ def run(args: argparse.Namespace) -> int:
         if not model_complete(model_dir):
             raise LocalModeError(f"training finished but {model_dir} holds no complete model")
     else:
-        say(f"Using the model in {model_dir} (--retrain to train a new one)")
+        say(f"Using the model in {model_dir}: {describe_model(model_dir)}")
+        say("  (--retrain trains a new one; --full the full preset, the model card's)")
 
     args.log_dir.mkdir(parents=True, exist_ok=True)
+    for name in ("serve.log", "front.log"):
+        rotate_logs(args.log_dir / name)
     children: list[Child] = []
     try:
         serve_cmd = [PYTHON, "-m", "model.serve", "--model-dir", str(model_dir), "--host", "127.0.0.1",
@@ -335,7 +406,8 @@ def run(args: argparse.Namespace) -> int:
         say(f"  API       POST {page}predict  (lambda/proxy/handler.py, as behind API Gateway)")
         say(f"  Endpoint  POST {endpoint_url}/invocations  (model.serve, as in the SageMaker container)")
         say(f"  Model     {model_dir}")
-        say(f"  Logs      {args.log_dir / 'serve.log'}, {args.log_dir / 'front.log'}")
+        say(f"  Logs      {args.log_dir / 'serve.log'}, {args.log_dir / 'front.log'}  (earlier runs': .1 to "
+            f".{LOGS_KEPT})")
         say("")
         say("Try:")
         say(f"  curl -s {page}predict -H 'Content-Type: application/json' \\")

@@ -1,9 +1,11 @@
 """scripts/local_mode.py: data lookup, ports, and start/stop hygiene with the real servers."""
 from __future__ import annotations
 
+import json
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 
@@ -77,6 +79,48 @@ def test_model_completeness(tmp_path):
     assert local_mode.model_complete(tmp_path)
 
 
+def test_a_run_keeps_the_logs_of_the_runs_before(tmp_path):
+    log = tmp_path / "serve.log"
+    for run in range(1, 6):
+        local_mode.rotate_logs(log, keep=3)
+        log.write_text(f"run {run}\n")
+    assert log.read_text() == "run 5\n"
+    assert [(tmp_path / f"serve.log.{n}").read_text() for n in (1, 2, 3)] == ["run 4\n", "run 3\n", "run 2\n"]
+    assert not (tmp_path / "serve.log.4").exists()
+
+
+def _model(tmp_path, preset_name: str, **changes) -> Path:
+    sys.path.insert(0, str(REPO))
+    from model.hyperparameters import preset
+    for name in ("vocab.json", "model.safetensors"):
+        (tmp_path / name).write_text("{}")
+    hyperparameters = {**preset(preset_name).to_dict(), "workers": 1, **changes}
+    (tmp_path / "config.json").write_text(json.dumps({"hyperparameters": hyperparameters}))
+    return tmp_path
+
+
+@pytest.mark.parametrize("flags, preset_name, changes, reason", [
+    ([], "quick", {}, None),
+    (["--retrain"], "quick", {}, "--retrain"),
+    (["--full"], "quick", {}, "--full, and the model there is the quick preset"),
+    (["--full"], "full", {}, None),
+    (["--full"], "full", {"epochs": 3}, "--full, and the model there is not the full preset"),
+])
+def test_full_trains_unless_the_model_there_is_the_full_one(tmp_path, flags, preset_name, changes, reason):
+    model_dir = _model(tmp_path, preset_name, **changes)
+    assert local_mode.training_reason(local_mode.parse_args(flags), model_dir) == reason
+    assert local_mode.training_reason(local_mode.parse_args(flags), tmp_path / "empty").startswith("No model in")
+
+
+def test_a_reused_model_is_named_with_its_accuracy(tmp_path):
+    model_dir = _model(tmp_path, "quick")
+    (model_dir / "metrics.json").write_text(json.dumps({"validation": {"accuracy": 0.8562},
+                                                        "test": {"accuracy": 0.87544}}))
+    assert local_mode.describe_model(model_dir).startswith("quick preset, 87.5% on the IMDB test split, trained 2")
+    (model_dir / "metrics.json").write_text(json.dumps({"validation": {"accuracy": 0.8562}}))
+    assert "85.6% on its validation split (test split not scored)" in local_mode.describe_model(model_dir)
+
+
 def test_port_choice(busy_port, capsys):
     assert local_mode.choose_port(None, busy_port, "page", "--port") != busy_port
     assert "is in use; using free port" in capsys.readouterr().err
@@ -108,11 +152,16 @@ def test_missing_data_is_a_clear_message(tmp_path):
                          ids=["ctrl-c", "killed"])
 def test_start_serve_and_stop_leaves_nothing_behind(tiny_model_dir, tmp_path, sig):
     # Started like `... &` from a shell (SIGINT ignored on entry): Ctrl-C / kill -INT must still stop it.
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "serve.log").write_text("the run before\n")
     lm = LocalMode(["--model-dir", str(tiny_model_dir), "--port", "0", "--endpoint-port", "0",
                     "--log-dir", str(tmp_path / "logs"), "--workers", "1"], background_job=True)
     started = []
     try:
         assert lm.page_url and lm.endpoint_url, lm.output
+        assert f"Using the model in {tiny_model_dir}: tiny preset, " in lm.output
+        assert (tmp_path / "logs" / "serve.log.1").read_text() == "the run before\n"
+        assert "the run before" not in (tmp_path / "logs" / "serve.log").read_text()
         started = descendants(lm.proc.pid)
         assert len(started) >= 2, started  # the endpoint server (and its workers) and the front
         assert "curl -s " in lm.output and "scripts/predict.py" in lm.output
