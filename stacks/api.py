@@ -28,11 +28,19 @@ LAMBDA_TIMEOUT = Duration.seconds(28)
 class ApiStack(Stack):
     def __init__(self, scope: Construct, id: str, *, settings: Settings, endpoint: EndpointStack, **kwargs) -> None:
         super().__init__(scope, id, description="IMDB sentiment: API Gateway and the Lambda proxy", **kwargs)
+        # The endpoint's name and ARN are written here from settings, not read from the endpoint stack: a
+        # cross-stack reference renders the same whatever it resolves to, so a renamed endpoint would leave
+        # this template unchanged, the CLI would skip the stack, and the proxy would call the old name.
+        self.add_stack_dependency(endpoint)
+        endpoint_name = settings.hosted_endpoint_name
+        # SageMaker lower-cases the name in the endpoint's ARN, and IAM compares ARNs case-sensitively.
+        endpoint_arn = (f"arn:{Aws.PARTITION}:sagemaker:{Aws.REGION}:{Aws.ACCOUNT_ID}:"
+                        f"endpoint/{endpoint_name.lower()}")
 
         role = iam.Role(self, "ProxyRole", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
                         description="Lambda proxy: invokes one SageMaker endpoint, writes its own logs")
         role.add_to_policy(iam.PolicyStatement(sid="InvokeTheEndpoint", actions=["sagemaker:InvokeEndpoint"],
-                                               resources=[endpoint.endpoint_arn]))
+                                               resources=[endpoint_arn]))
         proxy_logs = log_group(self, "ProxyLogs", settings)
         proxy_logs.grant_write(role)
         self.function = lambda_.Function(
@@ -41,7 +49,7 @@ class ApiStack(Stack):
             code=lambda_.Code.from_asset(str(REPO_ROOT / "lambda" / "proxy"), exclude=["__pycache__", "*.pyc"]),
             handler="handler.handler",
             timeout=LAMBDA_TIMEOUT, memory_size=256,
-            environment={"ENDPOINT_NAME": endpoint.endpoint_name},
+            environment={"ENDPOINT_NAME": endpoint_name},
             role=role, log_group=proxy_logs,
             tracing=lambda_.Tracing.ACTIVE if settings.xray_tracing else None,
             description="POST /predict -> SageMaker InvokeEndpoint",

@@ -3,6 +3,8 @@
 Model and EndpointConfig are unnamed, so a new model artifact replaces both (CloudFormation creates the new
 pair, points the endpoint at the new config in place, then deletes the old pair); the endpoint keeps its
 name. Serverless inference by default; provisioned instances with target-tracking autoscaling otherwise.
+A switch SageMaker cannot make in place (instance-based to serverless, a new instance type under
+autoscaling) changes the endpoint's name (``Settings.hosted_endpoint_name``), so it is a replacement.
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ class EndpointStack(Stack):
     def __init__(self, scope: Construct, id: str, *, settings: Settings, training: TrainingStack, **kwargs) -> None:
         super().__init__(scope, id, description="IMDB sentiment: SageMaker model, endpoint config, endpoint", **kwargs)
         serverless = settings.endpoint_mode == "serverless"
-        name = settings.endpoint_name
+        name = settings.hosted_endpoint_name
 
         # SageMaker writes the endpoint's container logs here; created first so it has a retention and
         # goes away with the stack.

@@ -27,6 +27,7 @@ PROVIDER_SLACK_MINUTES = 2
 TRAINING_STARTUP_MARGIN_MINUTES = 10
 
 ENDPOINT_MODES = ("serverless", "provisioned")
+ENDPOINT_NAME_MAX = 63  # SageMaker's limit on endpoint names
 # SageMaker Serverless Inference: MemorySizeInMB is one of these; MaxConcurrency is 1..200.
 SERVERLESS_MEMORY_MB = (1024, 2048, 3072, 4096, 5120, 6144)
 SERVERLESS_MAX_CONCURRENCY = (1, 200)
@@ -92,6 +93,20 @@ class Settings:
     @property
     def provider_total_timeout_minutes(self) -> int:
         return self.training_budget_minutes + TRAINING_STARTUP_MARGIN_MINUTES
+
+    @property
+    def hosted_endpoint_name(self) -> str:
+        """The SageMaker endpoint's name: ``endpointName`` when serverless, ``<endpointName>-<instance
+        type>`` (``imdb-sentiment-m5-large``) when provisioned.
+
+        SageMaker cannot update an instance-based endpoint to serverless, nor change the instance type
+        of a variant registered with autoscaling (every provisioned variant here is). A name that changes
+        with exactly those makes CloudFormation replace the endpoint (create the new one, then delete
+        the old) where an in-place update would fail; counts, memory and models stay in-place updates.
+        """
+        if self.endpoint_mode == "serverless":
+            return self.endpoint_name
+        return f"{self.endpoint_name}-{self.instance_type.removeprefix('ml.').replace('.', '-')}"
 
     @property
     def resource_prefix(self) -> str:
@@ -167,6 +182,12 @@ class Settings:
             raise SettingsError(
                 f"context 'maxInstanceCount' ({self.max_instance_count}) must be >= 'instanceCount' "
                 f"({self.instance_count})")
+        if len(self.hosted_endpoint_name) > ENDPOINT_NAME_MAX:
+            raise SettingsError(
+                f"context 'endpointName' ({self.endpoint_name!r}) is too long for a provisioned endpoint: the name "
+                f"with its instance type, {self.hosted_endpoint_name!r}, has {len(self.hosted_endpoint_name)} "
+                f"characters and SageMaker allows {ENDPOINT_NAME_MAX}; shorten endpointName to at most "
+                f"{ENDPOINT_NAME_MAX - len(self.hosted_endpoint_name) + len(self.endpoint_name)} characters")
         if self.api_burst_limit < self.api_rate_limit:
             raise SettingsError(
                 f"context 'apiBurstLimit' ({self.api_burst_limit}) must be >= 'apiRateLimit' ({self.api_rate_limit})")

@@ -32,12 +32,14 @@ class TrainingStack(Stack):
         self.image = ecr_assets.DockerImageAsset(
             self, "ModelImage", directory=str(REPO_ROOT / "model"), platform=ecr_assets.Platform.LINUX_AMD64)
 
-        #: changes exactly when the training job's identity (image, data, hyperparameters) changes
+        prefix = job_name_prefix(settings)
+        #: changes whenever the job's name can (its prefix, image, data, output bucket, hyperparameters), so
+        #: the endpoint template that reads the job's artifact through a weak reference changes with it
         self.model_version = hashlib.sha256(json.dumps(
-            {"image": self.image.asset_hash, "data": data.data_hash, "hyperparameters": dict(settings.hyperparameters)},
+            {"prefix": prefix, "bucket": settings.resource_prefix, "image": self.image.asset_hash,
+             "data": data.data_hash, "hyperparameters": dict(settings.hyperparameters)},
             sort_keys=True).encode()).hexdigest()[:16]
 
-        prefix = job_name_prefix(settings)
         bucket = s3.Bucket.from_bucket_name(self, "DataBucket", data.bucket_name)
         role = iam.Role(self, "SageMakerTrainingRole", assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
                         description="SageMaker training job: reads its data, writes its model, pulls its image")

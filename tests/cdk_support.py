@@ -135,6 +135,28 @@ def app_provisioned() -> Synthesized:
                  githubOidcProviderArn=EXISTING_OIDC_PROVIDER)
 
 
+def cross_stack_references(app: Synthesized) -> list[tuple[str, str, str]]:
+    """``(consumer, producer, output name)`` for every ``Fn::GetStackOutput`` in the app's templates
+    (keys as in ``Synthesized.stacks``)."""
+    by_name = {stack.stack_name: key for key, stack in app.stacks.items()}
+    found: set[tuple[str, str, str]] = set()
+
+    def walk(node, consumer):
+        if isinstance(node, dict):
+            ref = node.get("Fn::GetStackOutput")
+            if isinstance(ref, dict):
+                found.add((consumer, by_name[ref["StackName"]], ref["OutputName"]))
+            for value in node.values():
+                walk(value, consumer)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value, consumer)
+
+    for key, template in app.templates.items():
+        walk(template, key)
+    return sorted(found)
+
+
 def build_only(**context) -> dict:
     """The stacks ``build`` creates for this context, without synthesizing (fast)."""
     os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")

@@ -5,7 +5,7 @@ import json
 
 from aws_cdk.assertions import Match
 
-from cdk_support import app_default, app_provisioned  # noqa: F401  (fixtures)
+from cdk_support import app_default, app_provisioned, synth  # noqa: F401  (fixtures)
 
 
 def _function(app):
@@ -19,8 +19,8 @@ def test_proxy_function(app_default):
     assert fn["Runtime"].startswith("python3.1") and int(fn["Runtime"].split(".")[1]) >= 12
     assert fn["Timeout"] < 29  # API Gateway's integration limit
     assert list(fn["Environment"]["Variables"]) == ["ENDPOINT_NAME"]
-    endpoint_name = fn["Environment"]["Variables"]["ENDPOINT_NAME"]
-    assert endpoint_name["Fn::GetStackOutput"]["StackName"] == app_default.stacks["endpoint"].stack_name
+    # The name itself, not a reference to the endpoint stack: a renamed endpoint changes this template.
+    assert fn["Environment"]["Variables"]["ENDPOINT_NAME"] == "imdb-sentiment"
     assert "TracingConfig" not in fn  # X-Ray only with xrayTracing=true
     assert "LogGroup" in fn["LoggingConfig"]
 
@@ -39,8 +39,9 @@ def test_invoke_endpoint_on_exactly_one_arn(app_default):
     assert len(invoke) == 1
     (statement,) = invoke
     assert statement["Action"] == "sagemaker:InvokeEndpoint"
-    resource = statement["Resource"]
-    assert isinstance(resource, dict) and "Fn::GetStackOutput" in resource  # the endpoint's own ARN (its Ref)
+    assert statement["Resource"] == {"Fn::Join": ["", [
+        "arn:", {"Ref": "AWS::Partition"}, ":sagemaker:", {"Ref": "AWS::Region"}, ":", {"Ref": "AWS::AccountId"},
+        ":endpoint/imdb-sentiment"]]}  # the endpoint's own ARN
     assert not any(a.startswith("sagemaker:") for s in statements if s is not statement
                    for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"]))
 
@@ -81,6 +82,21 @@ def test_gateway_errors_use_the_apis_error_shape(app_default):
     assert set(responses) == {"BAD_REQUEST_BODY", "THROTTLED", "DEFAULT_4XX", "DEFAULT_5XX"}
     body = json.loads(responses["BAD_REQUEST_BODY"]["ResponseTemplates"]["application/json"])
     assert responses["BAD_REQUEST_BODY"]["StatusCode"] == "400" and "text" in body["error"]
+
+
+def test_provisioned_endpoint_name_and_arn(app_provisioned):
+    assert _function(app_provisioned)["Environment"]["Variables"]["ENDPOINT_NAME"] == "imdb-sentiment-m5-large"
+
+
+def test_invoke_arn_is_lower_case():
+    """SageMaker writes endpoint ARNs in lower case; IAM compares them case-sensitively."""
+    app = synth(endpointName="Imdb-Sentiment")
+    assert app.error is None, app.error
+    statements = [s for p in app.resources("api", "AWS::IAM::Policy").values()
+                  for s in p["Properties"]["PolicyDocument"]["Statement"]]
+    (invoke,) = [s for s in statements if s["Action"] == "sagemaker:InvokeEndpoint"]
+    assert invoke["Resource"]["Fn::Join"][1][-1] == ":endpoint/imdb-sentiment"
+    assert _function(app)["Environment"]["Variables"]["ENDPOINT_NAME"] == "Imdb-Sentiment"
 
 
 def test_xray_is_optional(app_provisioned):

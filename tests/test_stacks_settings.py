@@ -68,6 +68,15 @@ def test_relations_between_keys():
         settings(apiRateLimit=10, apiBurstLimit=5)
 
 
+def test_provisioned_endpoint_name_with_its_instance_type_fits_sagemakers_limit():
+    assert settings(endpointName="e" * 63).hosted_endpoint_name == "e" * 63  # serverless: the name itself
+    assert settings(endpointName="e" * 54, endpointMode="provisioned").hosted_endpoint_name == "e" * 54 + "-m5-large"
+    with pytest.raises(SettingsError) as info:
+        settings(endpointName="e" * 55, endpointMode="provisioned")
+    message = str(info.value)
+    assert "context 'endpointName'" in message and "64 characters" in message and "at most 54" in message
+
+
 def test_training_budget_fits_cloudformations_hour():
     limit = CFN_CUSTOM_RESOURCE_LIMIT_MINUTES - PROVIDER_SLACK_MINUTES - TRAINING_STARTUP_MARGIN_MINUTES
     assert settings(trainingMaxRuntimeMinutes=limit).provider_total_timeout_minutes <= 60 - PROVIDER_SLACK_MINUTES
