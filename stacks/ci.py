@@ -1,6 +1,8 @@
 """CI role: GitHub's OIDC provider and the role that one repository's main branch assumes to deploy.
 
-Deployed once by hand (``npx cdk deploy <prefix>-CiRole -c githubRepo=owner/name``). The role can do one
+Deployed once by hand (``npx cdk deploy <prefix>-CiRole -c githubRepo=owner/name``, plus
+``-c githubOwnerId=<id> -c githubRepoId=<id>`` for a repository whose token subject carries GitHub's
+immutable IDs). The role can do one
 thing: assume the CDK bootstrap roles (deploy, file and image publishing, lookup) of this account and
 region, which is all ``cdk deploy`` needs; CloudFormation's execution role does the rest.
 """
@@ -28,13 +30,14 @@ class CiRoleStack(Stack):
                                               client_ids=["sts.amazonaws.com"])
             provider_arn = provider.oidc_provider_arn
 
-        subject = f"repo:{settings.github_repo}:ref:refs/heads/main"
+        subjects = settings.github_oidc_subjects
         self.role = iam.Role(
             self, "DeployRole",
             description=f"GitHub Actions on {settings.github_repo}@main: cdk deploy through the bootstrap roles",
             max_session_duration=Duration.hours(2),
             assumed_by=iam.WebIdentityPrincipal(provider_arn, conditions={
-                "StringEquals": {f"{GITHUB_OIDC_HOST}:aud": "sts.amazonaws.com", f"{GITHUB_OIDC_HOST}:sub": subject},
+                "StringEquals": {f"{GITHUB_OIDC_HOST}:aud": "sts.amazonaws.com",
+                                 f"{GITHUB_OIDC_HOST}:sub": subjects[0] if len(subjects) == 1 else list(subjects)},
             }),
         )
         q = settings.bootstrap_qualifier

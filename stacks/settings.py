@@ -38,6 +38,7 @@ LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 
 DATA_COMMANDS = "`make data` (or `python -m model.download`)"
 _GITHUB_REPO = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}$")
 _NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")  # SageMaker endpoint / job name pattern
+_GITHUB_ID = re.compile(r"^[1-9][0-9]{0,19}$")
 _QUALIFIER = re.compile(r"^[a-z0-9_-]{1,10}$")
 _ML_INSTANCE = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
 _ARN_OIDC = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:oidc-provider/token\.actions\.githubusercontent\.com$")
@@ -82,6 +83,10 @@ class Settings:
     # CI
     github_repo: str | None = None
     github_oidc_provider_arn: str | None = None
+    # GitHub's immutable numeric IDs of the repository's owner and of the repository, for repositories
+    # whose OIDC subject carries them (created, renamed or transferred after 2026-06-18, or opted in)
+    github_owner_id: str | None = None
+    github_repo_id: str | None = None
     bootstrap_qualifier: str = "hnb659fds"
 
     # --- derived values
@@ -107,6 +112,22 @@ class Settings:
         if self.endpoint_mode == "serverless":
             return self.endpoint_name
         return f"{self.endpoint_name}-{self.instance_type.removeprefix('ml.').replace('.', '-')}"
+
+    @property
+    def github_oidc_subjects(self) -> tuple[str, ...]:
+        """The ``sub`` claims of GitHub Actions tokens for this repository's ``main`` branch.
+
+        By name (``repo:owner/name:ref:refs/heads/main``), or with immutable IDs when they are given. GitHub's
+        documentation appends them with ``@`` (``repo:owner@123/name@456:...``), its changelog of 2026-04-23
+        with ``-`` (``repo:owner-123/name-456:...``); both are trusted, and both name the one repository
+        by IDs GitHub never reuses.
+        """
+        assert self.github_repo
+        branch = ":ref:refs/heads/main"
+        if not self.github_owner_id:
+            return (f"repo:{self.github_repo}{branch}",)
+        owner, name = self.github_repo.split("/")
+        return tuple(f"repo:{owner}{d}{self.github_owner_id}/{name}{d}{self.github_repo_id}{branch}" for d in "@-")
 
     @property
     def resource_prefix(self) -> str:
@@ -158,6 +179,11 @@ class Settings:
             github_oidc_provider_arn=r.optional_name(
                 "githubOidcProviderArn", _ARN_OIDC,
                 "the ARN of an existing token.actions.githubusercontent.com OIDC provider"),
+            github_owner_id=r.optional_name("githubOwnerId", _GITHUB_ID,
+                                            "the numeric ID of the repository's owner (gh api repos/OWNER/NAME "
+                                            "--jq .owner.id)"),
+            github_repo_id=r.optional_name("githubRepoId", _GITHUB_ID,
+                                           "the numeric ID of the repository (gh api repos/OWNER/NAME --jq .id)"),
             bootstrap_qualifier=r.name("@aws-cdk/core:bootstrapQualifier", d.bootstrap_qualifier, _QUALIFIER,
                                        "the `cdk bootstrap --qualifier` value: 1-10 of a-z, 0-9, '_' or '-'"),
         )
@@ -188,6 +214,12 @@ class Settings:
                 f"with its instance type, {self.hosted_endpoint_name!r}, has {len(self.hosted_endpoint_name)} "
                 f"characters and SageMaker allows {ENDPOINT_NAME_MAX}; shorten endpointName to at most "
                 f"{ENDPOINT_NAME_MAX - len(self.hosted_endpoint_name) + len(self.endpoint_name)} characters")
+        if (self.github_owner_id is None) != (self.github_repo_id is None):
+            raise SettingsError(
+                "context 'githubOwnerId' and 'githubRepoId' go together: the immutable OIDC subject names both "
+                f"(got githubOwnerId={self.github_owner_id!r}, githubRepoId={self.github_repo_id!r})")
+        if self.github_owner_id and not self.github_repo:
+            raise SettingsError("context 'githubOwnerId' and 'githubRepoId' need 'githubRepo' (owner/name) as well")
         if self.api_burst_limit < self.api_rate_limit:
             raise SettingsError(
                 f"context 'apiBurstLimit' ({self.api_burst_limit}) must be >= 'apiRateLimit' ({self.api_rate_limit})")
