@@ -119,7 +119,11 @@ class TrainingStack(Stack):
             log_group=framework_logs,
             disable_waiter_state_machine_logging=False,
             waiter_state_machine_log_options=cr.LogOptions(
-                destination=log_group(self, "WaiterLogs", settings), level=sfn.LogLevel.ALL,
+                # Step Functions delivers logs as a vended log source: under /aws/vendedlogs/ CloudWatch Logs
+                # needs no resource-policy entry per group, whose 5,120-character limit busy accounts reach.
+                destination=log_group(self, "WaiterLogs", settings,
+                                      name=f"/aws/vendedlogs/states/{self.stack_name}-TrainingJobWaiter"),
+                level=sfn.LogLevel.ALL,
                 include_execution_data=False),
         )
         self._ack_provider(provider, handlers)

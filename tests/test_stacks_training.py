@@ -69,6 +69,16 @@ def test_provider_waits_long_enough_and_not_longer_than_cloudformation(app_defau
     assert machine["Properties"]["LoggingConfiguration"]["Level"] == "ALL"
 
 
+def test_waiter_logs_under_vendedlogs(app_default):
+    """Step Functions log delivery adds a CloudWatch Logs resource-policy entry for a group outside
+    /aws/vendedlogs/, and that policy's size limit is reached in busy accounts."""
+    (machine,) = app_default.resources("training", "AWS::StepFunctions::StateMachine").values()
+    (destination,) = machine["Properties"]["LoggingConfiguration"]["Destinations"]
+    group = destination["CloudWatchLogsLogGroup"]["LogGroupArn"]["Fn::GetAtt"][0]
+    name = app_default.templates["training"]["Resources"][group]["Properties"]["LogGroupName"]
+    assert name == "/aws/vendedlogs/states/ImdbSentiment-Training-TrainingJobWaiter"
+
+
 def test_spot_training_sets_wait_and_checkpoints(app_provisioned):
     props = _job(app_provisioned)["Properties"]
     assert props["Spot"] == "true"
