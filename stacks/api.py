@@ -64,9 +64,11 @@ class ApiStack(Stack):
             rest_api_name=f"{settings.stack_prefix}-api",
             description="Movie review sentiment: POST /predict {\"text\": ..., \"explain\": false}",
             endpoint_configuration=apigw.EndpointConfiguration(types=[apigw.EndpointType.REGIONAL]),
-            # API Gateway logs to CloudWatch only through the account's CloudWatch role.
+            # API Gateway logs to CloudWatch only through the account's CloudWatch role, an account-wide
+            # setting this stack takes over. It is kept on destroy: deleting the role would leave the
+            # setting pointing at nothing, and every other API's logging in the account failing.
             cloud_watch_role=settings.api_cloudwatch_role,
-            cloud_watch_role_removal_policy=RemovalPolicy.DESTROY,
+            cloud_watch_role_removal_policy=RemovalPolicy.RETAIN,
             deploy_options=apigw.StageOptions(
                 stage_name=STAGE,
                 throttling_rate_limit=settings.api_rate_limit,

@@ -72,8 +72,21 @@ def test_stage_throttles_and_logs(app_default):
         "TracingEnabled": False,
     })
     t.has_resource_properties("AWS::ApiGateway::RestApi", {"EndpointConfiguration": {"Types": ["REGIONAL"]}})
-    # Access logs need API Gateway's account-level CloudWatch role; it goes with the stack.
+    # Access logs need API Gateway's account-level CloudWatch role.
     t.resource_count_is("AWS::ApiGateway::Account", 1)
+
+
+def test_account_cloudwatch_role_outlives_the_stack(app_default):
+    """The account setting survives a destroy (API Gateway has no way back to "unset"), so the role it
+    names must too: a deleted role would break the logging of every API in the account."""
+    resources = app_default.templates["api"]["Resources"]
+    (account,) = [r for r in resources.values() if r["Type"] == "AWS::ApiGateway::Account"]
+    role = resources[account["Properties"]["CloudWatchRoleArn"]["Fn::GetAtt"][0]]
+    assert role["Type"] == "AWS::IAM::Role"
+    assert role["DeletionPolicy"] == "Retain" and role["UpdateReplacePolicy"] == "Retain"
+    others = [n for n, r in resources.items() if r.get("DeletionPolicy") == "Retain" and r is not role
+              and r is not account]
+    assert others == []
 
 
 def test_gateway_errors_use_the_apis_error_shape(app_default):

@@ -129,9 +129,18 @@ def test_every_lambda_logs_to_a_log_group_of_its_stack(app):
             assert resources[group["Ref"]]["Type"] == "AWS::Logs::LogGroup"
 
 
+def _kept_on_destroy(key: str, name: str, resource: dict) -> bool:
+    """By design: API Gateway's account-wide CloudWatch role setting and the role it names (deleting the
+    role would leave the setting pointing at nothing; test_stacks_api)."""
+    return key == "api" and (resource["Type"] == "AWS::ApiGateway::Account" or (
+        resource["Type"] == "AWS::IAM::Role" and name.startswith("ApiCloudWatchRole")))
+
+
 def test_everything_goes_away_with_cdk_destroy(app_default):
     for key, template in app_default.templates.items():
         for name, resource in template["Resources"].items():
+            if _kept_on_destroy(key, name, resource):
+                continue
             assert resource.get("DeletionPolicy", "Delete") == "Delete", f"{key}/{name} is retained"
             if resource["Type"] == "AWS::Logs::LogGroup":
                 assert resource["Properties"]["RetentionInDays"] == 30
