@@ -5,7 +5,7 @@ prebuilt PyTorch image; our own ``serve`` calls the same functions. The endpoint
 (docs/architecture.md):
 
   text/plain (UTF-8)                  the review itself
-  application/json {"text": "..."}    one review      -> {"label": "positive", "score": 0.93}
+  application/json {"text": "..."}    one review      -> {"label": "positive", "score": 0.93, "words_read": 41}
   application/json {"instances": [...]} 1..64 reviews -> {"predictions": [{...}, ...]}
   "explain": true on either JSON form adds "explanation": [{"word": w, "weight": x | null}, ...]
 
@@ -193,8 +193,8 @@ def predict_many(requests: list[Request], model) -> list[dict[str, Any]]:
     import torch
 
     with torch.inference_mode():
-        plain = [text for r in requests if not r.explain for text in r.texts]
-        scores = iter(probabilities(model.model, [model.encode(t) for t in plain]) if plain else [])
+        plain = [model.encode(text) for r in requests if not r.explain for text in r.texts]
+        scores = iter(zip(probabilities(model.model, plain), map(len, plain)) if plain else [])
         answers = []
         for r in requests:
             if r.explain:
@@ -202,11 +202,11 @@ def predict_many(requests: list[Request], model) -> list[dict[str, Any]]:
                 results = []
                 for text in r.texts:
                     score, entries = explain(model, text, _DIGITS)
-                    result = _label(score)
+                    result = _label(score, sum(e["weight"] is not None for e in entries))
                     result["explanation"] = entries
                     results.append(result)
             else:
-                results = [_label(next(scores)) for _ in r.texts]
+                results = [_label(*next(scores)) for _ in r.texts]
             answers.append({"predictions": results} if r.batch else results[0])
     return answers
 
@@ -236,9 +236,11 @@ def probabilities(network, sequences: list[list[int]]) -> list[float]:
     return out
 
 
-def _label(probability: float) -> dict[str, Any]:
+def _label(probability: float, words_read: int) -> dict[str, Any]:
+    """``words_read`` = 0: the model read nothing (only stopwords, emoji, symbols), and its score is
+    what it answers for an empty review; the caller is told rather than shown a confident label."""
     score = round(probability, _DIGITS)
-    return {"label": "positive" if score >= 0.5 else "negative", "score": score}
+    return {"label": "positive" if score >= 0.5 else "negative", "score": score, "words_read": words_read}
 
 
 # --------------------------------------------------------------------------- output_fn

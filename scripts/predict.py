@@ -114,6 +114,9 @@ def top_words(explanation, n: int = TOP_N) -> tuple[list, list]:
 
 
 def format_answer(data: dict) -> str:
+    if data.get("words_read") == 0:  # the score is the model's answer to an empty review
+        return ("no words read: the model ignores stop words, emoji and symbols, and this review has "
+                "nothing else, so its score means nothing. Write a few words about the film.")
     lines = [f"{data['label']}  (probability positive: {data['score']:.3f})"]
     if "explanation" in data:
         positive, negative = top_words(data["explanation"])

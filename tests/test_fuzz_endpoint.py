@@ -143,7 +143,9 @@ def check_answer(status: int, body: bytes, parsed: inference.Request | None) -> 
     results = answer["predictions"] if parsed.batch else [answer]
     assert len(results) == len(parsed.texts)
     for result in results:
-        assert set(result) == ({"label", "score", "explanation"} if parsed.explain else {"label", "score"})
+        assert set(result) == {"label", "score", "words_read"} | ({"explanation"} if parsed.explain else set())
+        read = sum(e["weight"] is not None for e in result.get("explanation", []))
+        assert result["words_read"] >= 0 and (not parsed.explain or result["words_read"] == read)
         score = result["score"]
         assert isinstance(score, float) and 0.0 <= score <= 1.0 and math.isfinite(score)
         assert result["label"] == ("positive" if score >= 0.5 else "negative")

@@ -154,7 +154,8 @@ def test_request_error_maps_to_the_toolkit_error_in_aws_image(monkeypatch):
 
 def test_single_prediction_is_the_networks_probability(loaded):
     got = answer(POSITIVE.encode(), "text/plain", loaded)
-    assert set(got) == {"label", "score"}
+    assert set(got) == {"label", "score", "words_read"}
+    assert got["words_read"] == len(loaded.encode(POSITIVE)) > 0
     expected = single_probability(loaded.model, loaded.encode(POSITIVE))
     assert got["score"] == pytest.approx(expected, abs=2e-6)
     assert got["label"] == ("positive" if got["score"] >= 0.5 else "negative")
@@ -166,6 +167,7 @@ def test_batch_answers_in_order_like_singles(loaded):
     assert list(got) == ["predictions"] and len(got["predictions"]) == len(reviews)
     for review, pred in zip(reviews, got["predictions"]):
         assert pred["score"] == pytest.approx(single_probability(loaded.model, loaded.encode(review)), abs=2e-6)
+        assert pred["words_read"] == len(loaded.encode(review))
 
 
 @pytest.mark.parametrize("review", ["!!! ???", "the and of it", "<br /><br />", "\u00e9\u00e8"])
@@ -174,6 +176,8 @@ def test_review_with_zero_tokens_still_gets_an_answer(loaded, review):
     got = answer(json.dumps({"text": review, "explain": True}).encode(), "application/json", loaded)
     assert got["label"] in ("positive", "negative") and 0.0 <= got["score"] <= 1.0
     assert all(e["weight"] is None for e in got["explanation"])
+    assert got["words_read"] == 0  # said, so that nobody takes its score for a reading
+    assert answer(json.dumps({"text": review}).encode(), "application/json", loaded)["words_read"] == 0
 
 
 def test_output_fn_returns_json_body_and_content_type():

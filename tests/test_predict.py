@@ -41,6 +41,12 @@ def test_explain_prints_top_words(api, capsys):
     assert json.loads(fake.bodies[-1][1])["explain"] is True
 
 
+def test_no_words_read_is_said_not_shown_as_a_label():
+    answer = predict.format_answer({"label": "negative", "score": 0.499865, "words_read": 0})
+    assert answer.startswith("no words read") and "negative" not in answer
+    assert predict.format_answer({"label": "negative", "score": 0.2, "words_read": 3}).startswith("negative")
+
+
 def test_json_output_and_file_input(api, capsys, tmp_path):
     url, _ = api
     review = tmp_path / "review.txt"

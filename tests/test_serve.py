@@ -74,7 +74,7 @@ def test_ping_and_invocations(server):
     status, headers, body = post(server.url + "/invocations", REVIEW.encode(), "text/plain")
     assert status == 200 and headers["Content-Type"] == "application/json"
     got = json.loads(body)
-    assert set(got) == {"label", "score"} and got["label"] == ("positive" if got["score"] >= 0.5 else "negative")
+    assert set(got) == {"label", "score", "words_read"} and got["label"] == ("positive" if got["score"] >= 0.5 else "negative")
     status, _, body = post(server.url + "/invocations", {"text": REVIEW, "explain": True})
     assert status == 200 and json.loads(body)["score"] == got["score"]
     assert [e["word"] for e in json.loads(body)["explanation"]][:3] == ["a", "wonderful", "brilliant"]
@@ -100,7 +100,7 @@ def test_runtime_route_through_boto3(server):
     answer = client.invoke_endpoint(EndpointName="imdb-sentiment", ContentType="application/json",
                                     Accept="application/json", Body=json.dumps({"text": REVIEW}))
     assert answer["ContentType"] == "application/json"
-    assert set(json.loads(answer["Body"].read())) == {"label", "score"}
+    assert set(json.loads(answer["Body"].read())) == {"label", "score", "words_read"}
     with pytest.raises(ClientError) as info:
         client.invoke_endpoint(EndpointName="imdb-sentiment", ContentType="application/json",
                                Body=b'{"text": "   "}')
