@@ -86,16 +86,17 @@ class TrainingStack(Stack):
         code = lambda_.Code.from_asset(str(REPO_ROOT / "lambda" / "training_job"),
                                        exclude=["__pycache__", "*.pyc"])
         handlers = {}
-        for key, handler, actions in (
-                ("OnEvent", "handler.on_event",
+        # on_event retries CreateTrainingJob for up to two minutes while a new role propagates in IAM.
+        for key, handler, timeout, actions in (
+                ("OnEvent", "handler.on_event", Duration.minutes(3),
                  ["sagemaker:CreateTrainingJob", "sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob"]),
-                ("IsComplete", "handler.is_complete",
+                ("IsComplete", "handler.is_complete", Duration.minutes(1),
                  ["sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob"])):
             fn_role = iam.Role(self, f"{key}Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
             logs = log_group(self, f"{key}Logs", settings)
             fn = lambda_.Function(
                 self, f"{key}Handler", runtime=PYTHON_RUNTIME, architecture=ARCHITECTURE, code=code,
-                handler=handler, timeout=Duration.minutes(1), memory_size=256, role=fn_role, log_group=logs,
+                handler=handler, timeout=timeout, memory_size=256, role=fn_role, log_group=logs,
                 description=f"Custom::SageMakerTrainingJob {handler}")
             logs.grant_write(fn_role)
             fn_role.add_to_policy(iam.PolicyStatement(actions=actions, resources=[job_arns]))

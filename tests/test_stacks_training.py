@@ -136,9 +136,10 @@ def test_custom_resource_handlers_may_only_touch_this_apps_jobs(app_default):
 
 def test_handlers_run_the_training_job_code(app_default):
     t = app_default.template("training")
-    for handler in ("handler.on_event", "handler.is_complete"):
+    # on_event may wait out IAM propagation of the new training role (ROLE_PROPAGATION_SECONDS, 120 s).
+    for handler, timeout in (("handler.on_event", 180), ("handler.is_complete", 60)):
         t.has_resource_properties("AWS::Lambda::Function", {
-            "Handler": handler, "Runtime": Match.string_like_regexp(r"^python3\.1[2-9]$"), "Timeout": 60})
+            "Handler": handler, "Runtime": Match.string_like_regexp(r"^python3\.1[2-9]$"), "Timeout": timeout})
 
 
 def test_outputs(app_default):

@@ -192,6 +192,60 @@ def test_create_gives_up_after_every_name_failed(handler, sm):
         handler.on_event(event("Create"), None)
 
 
+ROLE_NOT_YET = ("ValidationException", f"Could not assume role {PROPS['RoleArn']}. Please ensure that the role "
+                "exists and allows principal 'sagemaker.amazonaws.com' to assume the role.")
+
+
+class Clock:
+    """time.monotonic and time.sleep for the handler: sleeping advances the clock, nothing waits."""
+
+    def __init__(self):
+        self.now, self.slept = 1000.0, []
+
+    def monotonic(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+class LambdaContext:
+    def __init__(self, clock, timeout_s):
+        self.clock, self.end = clock, clock.now + timeout_s
+
+    def get_remaining_time_in_millis(self):
+        return int((self.end - self.clock.now) * 1000)
+
+
+def test_create_waits_while_the_new_role_propagates(handler, sm, monkeypatch):
+    """The training role is created in the same deploy; IAM may not let SageMaker assume it for a while."""
+    clock = Clock()
+    monkeypatch.setattr(handler, "time", clock)
+    name = handler.base_job_name(PROPS)
+    expect_describe(sm, name)
+    for _ in range(2):
+        sm.add_client_error("create_training_job", *ROLE_NOT_YET)
+    expect_create(sm, name)
+    assert handler.on_event(event("Create"), LambdaContext(clock, 180)) == {"PhysicalResourceId": name}
+    assert clock.slept == [5.0, 10.0]
+
+
+@pytest.mark.parametrize("lambda_timeout, sleeps", [
+    (180, [5.0, 10.0, 20.0, 20.0, 20.0, 20.0, 20.0]),  # ROLE_PROPAGATION_SECONDS (120) is the bound
+    (60, [5.0, 10.0, 20.0]),  # the Lambda's remaining time less 10 s is the bound
+])
+def test_create_gives_up_on_the_role_in_bounded_time(handler, sm, monkeypatch, lambda_timeout, sleeps):
+    clock = Clock()
+    monkeypatch.setattr(handler, "time", clock)
+    expect_describe(sm, handler.base_job_name(PROPS))
+    for _ in range(len(sleeps) + 1):  # one try, then one after each wait; a further call would fail the stub
+        sm.add_client_error("create_training_job", *ROLE_NOT_YET)
+    with pytest.raises(Exception, match="Could not assume role"):
+        handler.on_event(event("Create"), LambdaContext(clock, lambda_timeout))
+    assert clock.slept == sleeps
+
+
 def test_create_passes_other_errors_on(handler, sm):
     name = handler.base_job_name(PROPS)
     sm.add_client_error("describe_training_job", "AccessDeniedException", "not authorized",

@@ -34,6 +34,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import time
 
 import boto3
 from botocore.config import Config
@@ -44,6 +45,11 @@ ENDED = ("Completed", "Failed", "Stopped")
 # Names after a failed or stopped attempt with the same identity: <base>, <base>-r1, ... <base>-r4.
 MAX_ATTEMPTS = 5
 _NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+# IAM is eventually consistent: right after the stack creates the execution role, SageMaker can answer
+# CreateTrainingJob with "Could not assume role". Retried for this long (and never past the Lambda's own
+# timeout), then the error goes to CloudFormation as it came.
+ROLE_PROPAGATION_SECONDS = 120
+_RETRY_FIRST_DELAY, _RETRY_MAX_DELAY, _LAMBDA_MARGIN_SECONDS = 5.0, 20.0, 10.0
 _CLIENT = None
 
 
@@ -157,13 +163,37 @@ def create_request(name: str, props: dict) -> dict:
     return request
 
 
-def start_job(props: dict) -> str:
+def _role_not_assumable_yet(exc: ClientError) -> bool:
+    error = exc.response.get("Error", {})
+    return error.get("Code") == "ValidationException" and "could not assume role" in str(error.get("Message", "")).lower()
+
+
+def _create(request: dict, context) -> None:
+    """CreateTrainingJob, retrying while SageMaker cannot assume the (just created) role yet."""
+    deadline = time.monotonic() + ROLE_PROPAGATION_SECONDS
+    if context is not None:
+        deadline = min(deadline, time.monotonic() + context.get_remaining_time_in_millis() / 1000
+                       - _LAMBDA_MARGIN_SECONDS)
+    delay = _RETRY_FIRST_DELAY
+    while True:
+        try:
+            _client().create_training_job(**request)
+            return
+        except ClientError as exc:
+            if not _role_not_assumable_yet(exc) or time.monotonic() + delay > deadline:
+                raise
+            _log(event="role-not-assumable-yet", job=request["TrainingJobName"], retry_in=delay)
+            time.sleep(delay)
+            delay = min(delay * 2, _RETRY_MAX_DELAY)
+
+
+def start_job(props: dict, context=None) -> str:
     """Start the job for these properties, or adopt the one already running or done; return its name."""
     base = base_job_name(props)
     for name in _attempt_names(base):
         job = _describe(name)
         if job is None:
-            _client().create_training_job(**create_request(name, props))
+            _create(create_request(name, props), context)
             _log(event="created", job=name)
             return name
         status = job["TrainingJobStatus"]
@@ -183,11 +213,11 @@ def on_event(event, context):
     physical_id = event.get("PhysicalResourceId")
     _log(event="on_event", request=request, physical_id=physical_id)
     if request == "Create":
-        return {"PhysicalResourceId": start_job(props)}
+        return {"PhysicalResourceId": start_job(props, context)}
     if request == "Update":
         if _same_identity(physical_id, base_job_name(props)):
             return {"PhysicalResourceId": physical_id}  # same data, image, hyperparameters: same job
-        return {"PhysicalResourceId": start_job(props)}
+        return {"PhysicalResourceId": start_job(props, context)}
     if request == "Delete":
         if _is_ours(physical_id, props):
             job = _describe(physical_id)
