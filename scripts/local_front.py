@@ -297,20 +297,25 @@ class FrontRequestHandler(BaseHTTPRequestHandler):
         self._send(status, [("Content-Type", "application/json; charset=utf-8"),
                             ("Cache-Control", "no-store")], json.dumps(obj).encode())
 
+    def _error(self, status: int, message: str) -> None:
+        # The API's one error shape, which the cloud's gateway responses also give (stacks/api.py),
+        # rather than API Gateway's untemplated {"message": ...}.
+        self._json(status, {"error": message})
+
     def _read_body(self) -> bytes | None:
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
             self.close_connection = True
-            self._json(411, {"message": "Length Required: send a Content-Length"})
+            self._error(411, "length required: send a Content-Length (not a chunked body)")
             return None
         try:
             length = int(self.headers.get("Content-Length") or 0)
         except ValueError:
             self.close_connection = True
-            self._json(400, {"message": "Bad Content-Length"})
+            self._error(400, "bad Content-Length: not a number")
             return None
         if length < 0 or length > MAX_PAYLOAD_BYTES:
             self.close_connection = True
-            self._json(413, {"message": "Request Too Long"})
+            self._error(413, f"request too long: at most {MAX_PAYLOAD_BYTES} bytes (API Gateway's limit)")
             return None
         return self.rfile.read(length) if length else b""
 
@@ -352,7 +357,7 @@ class FrontRequestHandler(BaseHTTPRequestHandler):
             status, out_headers, data = http_from_lambda(result)
         except Exception as exc:  # what API Gateway answers for a failed or malformed Lambda
             sys.stderr.write(f"front: lambda failed: {type(exc).__name__}: {exc}\n")
-            self._json(502, {"message": "Internal server error"})
+            self._error(502, "Internal server error")
             return
         self._send(status, out_headers, data)
 
@@ -364,7 +369,7 @@ class FrontRequestHandler(BaseHTTPRequestHandler):
         if self._is_api_path():
             self._api()
         elif not self._static():
-            self._json(404, {"message": "Not Found"})
+            self._error(404, "not found: the page is at /, the API is POST /predict")
 
     do_HEAD = do_GET
 

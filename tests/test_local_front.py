@@ -146,7 +146,7 @@ def test_failing_or_malformed_lambda_gives_502(inprocess_front):
     answer["value"] = RuntimeError("boom")
     status, _, body = request(url + "/predict", data=b"{}", method="POST",
                               headers={"Content-Type": "application/json"})
-    assert status == 502 and json.loads(body) == {"message": "Internal server error"}
+    assert status == 502 and json.loads(body) == {"error": "Internal server error"}  # API Gateway's, templated
     answer["value"] = {"statusCode": "nope"}
     assert request(url + "/predict", data=b"{}", method="POST")[0] == 502
 
@@ -167,8 +167,19 @@ def test_static_files_and_config(inprocess_front):
     status, headers, body = request(url + "/", method="HEAD")
     assert status == 200 and body == b"" and int(headers["Content-Length"]) > 0
     for path in ("/nope.html", "/../pyproject.toml", "/%2e%2e/pyproject.toml", "/..%2fpyproject.toml"):
-        assert request(url + path)[0] == 404, path
+        status, headers, body = request(url + path)
+        assert status == 404 and list(json.loads(body)) == ["error"], path
     assert not seen  # none of these reached the Lambda
+
+
+def test_one_error_shape_whoever_answers(front_with_real_handler):
+    """The front's own errors, the Lambda's and (stacks/api.py) API Gateway's are all {"error": ...}."""
+    url = front_with_real_handler
+    for method, path in (("GET", "/nope"), ("POST", "/nope"), ("GET", "/predict"), ("DELETE", "/predict")):
+        status, headers, body = request(url + path, data=b"" if method != "GET" else None, method=method)
+        answer = json.loads(body)
+        assert 400 <= status < 500 and list(answer) == ["error"] and answer["error"].strip(), (method, path, answer)
+        assert headers["Content-Type"].startswith("application/json")
 
 
 def test_security_headers_match_the_cloud():
@@ -196,7 +207,8 @@ def test_oversized_and_chunked_requests_are_refused_before_the_lambda(inprocess_
     conn.putrequest("POST", "/predict")
     conn.putheader("Content-Length", str(11 * 1024 * 1024))
     conn.endheaders()
-    assert conn.getresponse().status == 413
+    answer = conn.getresponse()
+    assert answer.status == 413 and "at most 10485760 bytes" in json.loads(answer.read())["error"]
     conn.close()
     import socket
     with socket.create_connection((host, int(port)), timeout=10) as sock:

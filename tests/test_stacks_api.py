@@ -95,6 +95,15 @@ def test_gateway_errors_use_the_apis_error_shape(app_default):
     assert set(responses) == {"BAD_REQUEST_BODY", "THROTTLED", "DEFAULT_4XX", "DEFAULT_5XX"}
     body = json.loads(responses["BAD_REQUEST_BODY"]["ResponseTemplates"]["application/json"])
     assert responses["BAD_REQUEST_BODY"]["StatusCode"] == "400" and "text" in body["error"]
+    # As API Gateway renders them: $context.error.messageString is the message as a quoted JSON string.
+    for kind, response in responses.items():
+        template = response["ResponseTemplates"]["application/json"]
+        rendered = template.replace("$context.error.messageString", json.dumps("Missing Authentication Token"))
+        answer = json.loads(rendered)
+        assert list(answer) == ["error"] and answer["error"].strip(), (kind, template)
+    assert json.loads(responses["DEFAULT_4XX"]["ResponseTemplates"]["application/json"].replace(
+        "$context.error.messageString", json.dumps("Missing Authentication Token"))) == \
+        {"error": "Missing Authentication Token"}
 
 
 def test_provisioned_endpoint_name_and_arn(app_provisioned):
