@@ -9,7 +9,7 @@ The site depends on the API stack (it needs the API's host name), never the othe
 """
 from __future__ import annotations
 
-from aws_cdk import CfnOutput, Duration, Stack
+from aws_cdk import Aws, CfnCondition, CfnOutput, Duration, Fn, Stack
 from aws_cdk import aws_cloudfront as cloudfront
 from aws_cdk import aws_cloudfront_origins as origins
 from aws_cdk import aws_s3 as s3
@@ -19,6 +19,13 @@ from constructs import Construct
 from .api import STAGE, ApiStack
 from .common import access_logs_bucket, ack, ack_bucket_deployment, log_group, private_bucket
 from .settings import REPO_ROOT, Settings
+
+# Regions whose S3 buckets CloudFront does not deliver standard logs to (opt-in regions; CloudFront
+# Developer Guide, "Choosing an Amazon S3 bucket for your standard logs"). A distribution that names a
+# log bucket there fails to create, so in these regions the distribution is created without logs.
+NO_CLOUDFRONT_LOG_REGIONS = ("af-south-1", "ap-east-1", "ap-south-2", "ap-southeast-3", "ap-southeast-4",
+                             "ca-west-1", "eu-central-2", "eu-south-1", "eu-south-2", "il-central-1",
+                             "me-central-1", "me-south-1")
 
 CONTENT_SECURITY_POLICY = "; ".join([
     "default-src 'self'",
@@ -93,6 +100,7 @@ class SiteStack(Stack):
             http_version=cloudfront.HttpVersion.HTTP2_AND_3,
             enable_logging=True, log_bucket=logs, log_file_prefix="cloudfront/",
         )
+        self._no_logs_in_opt_in_regions(logs)
         ack(self.distribution, "AwsSolutions-CFR4",
             "The distribution uses CloudFront's default *.cloudfront.net certificate, whose minimum viewer "
             "protocol CloudFront fixes at TLSv1; a custom domain with its own certificate is needed for "
@@ -125,3 +133,13 @@ class SiteStack(Stack):
         CfnOutput(self, "SiteUrl", value=self.site_url)
         CfnOutput(self, "SiteApiUrl", value=self.api_url,
                   description="The page's apiUrl: POST {SiteApiUrl}/predict (same origin as the page)")
+
+    def _no_logs_in_opt_in_regions(self, logs: s3.Bucket) -> None:
+        """The stack is region-agnostic, so the region is a CloudFormation condition, not a synth-time test."""
+        equals = [Fn.condition_equals(Aws.REGION, region) for region in NO_CLOUDFRONT_LOG_REGIONS]
+        groups = [Fn.condition_or(*equals[i:i + 10]) for i in range(0, len(equals), 10)]  # Fn::Or takes 2..10
+        unavailable = CfnCondition(self, "CloudFrontLogsUnavailable", expression=Fn.condition_or(*groups))
+        cfn = self.distribution.node.default_child
+        cfn.add_property_override("DistributionConfig.Logging", Fn.condition_if(
+            unavailable.logical_id, Aws.NO_VALUE,
+            {"Bucket": logs.bucket_regional_domain_name, "Prefix": "cloudfront/"}))

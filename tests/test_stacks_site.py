@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from aws_cdk.assertions import Match
 
 from cdk_support import REPO, app_default  # noqa: F401  (fixtures)
@@ -34,7 +35,7 @@ def test_https_and_logging(app_default):
     config = _distribution(app_default)
     assert config["DefaultCacheBehavior"]["ViewerProtocolPolicy"] == "redirect-to-https"
     assert config["DefaultRootObject"] == "index.html"
-    assert config["Logging"]["Prefix"] == "cloudfront/"
+    assert _logging_in(app_default, "us-east-1")["Prefix"] == "cloudfront/"
     assert "CustomErrorResponses" not in config  # they would rewrite the API's own 4xx answers
 
 
@@ -91,6 +92,44 @@ def test_site_url_output(app_default):
     outputs = app_default.templates["site"]["Outputs"]
     assert outputs["SiteUrl"]["Value"] == {"Fn::Join": ["", ["https://", {"Fn::GetAtt": [
         _distribution_id(app_default), "DomainName"]}]]}
+
+
+def _condition(app, expression, region):
+    """Evaluate a CloudFormation condition of the site template (Fn::Or, Fn::Equals on AWS::Region)."""
+    if "Condition" in expression:
+        return _condition(app, app.templates["site"]["Conditions"][expression["Condition"]], region)
+    if "Fn::Or" in expression:
+        items = expression["Fn::Or"]
+        assert 2 <= len(items) <= 10  # CloudFormation's limits on Fn::Or
+        return any(_condition(app, e, region) for e in items)
+    (left, right) = expression["Fn::Equals"]
+    return (region if left == {"Ref": "AWS::Region"} else left) == right
+
+
+def _logging_in(app, region):
+    """The distribution's Logging as CloudFormation renders it in this region (None: no logs)."""
+    logging = _distribution(app)["Logging"]
+    if "Fn::If" not in logging:
+        return logging
+    condition, yes, no = logging["Fn::If"]
+    chosen = yes if _condition(app, app.templates["site"]["Conditions"][condition], region) else no
+    return None if chosen == {"Ref": "AWS::NoValue"} else chosen
+
+
+@pytest.mark.parametrize("region", ["af-south-1", "ap-east-1", "eu-south-1", "me-south-1"])
+def test_no_cloudfront_logs_where_cloudfront_cannot_deliver_them(app_default, region):
+    """CloudFront does not deliver standard logs to buckets in opt-in regions, and a distribution that
+    names one fails to create: there the distribution has no Logging at all."""
+    assert _logging_in(app_default, region) is None
+    for logged in ("us-east-1", "eu-west-1", "ap-southeast-2"):
+        assert _logging_in(app_default, logged)["Bucket"] == {"Fn::GetAtt": [_log_bucket(app_default),
+                                                                              "RegionalDomainName"]}
+
+
+def _log_bucket(app):
+    (name,) = [k for k, v in app.resources("site", "AWS::S3::Bucket").items()
+               if v["Properties"].get("OwnershipControls", {}).get("Rules") == [{"ObjectOwnership": "ObjectWriter"}]]
+    return name
 
 
 def _distribution_id(app):
