@@ -56,7 +56,7 @@ evaluate: setup
 	$(PY) -m model.evaluate --model-dir artifacts/model $(ARGS)
 
 synth: setup node_modules/.bin/cdk
-	npx cdk synth --all $(ARGS)
+	npx cdk synth $(ARGS)
 
 deploy: setup node_modules/.bin/cdk
 	npx cdk deploy --all --require-approval never $(ARGS)
