@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -178,7 +180,39 @@ def test_sample_buttons_and_ctrl_enter(browser, desktop, local):
     tab.wait_done()
     assert page.text_content("#label") == "Positive"
     assert page.is_hidden("#explanation")  # explanation not requested
+    assert page.evaluate("document.activeElement.id") == "review"  # still writing: focus stays
+    assert page.is_visible(".shortcut")  # a keyboard, so the shortcut is shown
     tab.close()
+
+
+def in_view(page, selector: str, timeout: float = 3.0) -> bool:
+    """Whether ``selector`` is (or within ``timeout`` scrolls) wholly inside the viewport."""
+    deadline = time.monotonic() + timeout
+    while True:
+        box = page.eval_on_selector(selector, "e => { const r = e.getBoundingClientRect(); "
+                                              "return [r.top, r.bottom, window.innerHeight]; }")
+        if box[0] >= 0 and box[1] <= box[2]:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+
+
+def test_on_a_phone_the_result_is_brought_into_view_and_focused(browser, local):
+    context = browser.new_context(viewport=PHONE, has_touch=True, is_mobile=True, service_workers="block")
+    tab = Page(browser, local.page_url, context=context)
+    page = tab.page
+    assert page.is_hidden(".shortcut")  # Ctrl+Enter means nothing on a touch screen
+    assert page.is_visible("#byte-count")
+    page.fill("#review", NATURAL_NEGATIVE_REVIEW)
+    page.evaluate("document.body.dataset.state = 'submitting'")
+    page.tap("#submit")
+    tab.wait_done()
+    assert page.text_content("#label") == "Negative"
+    assert in_view(page, "#verdict"), "the verdict is below the fold"
+    assert page.evaluate("document.activeElement.id") == "result"  # a screen reader starts there
+    tab.close()
+    context.close()
 
 
 def test_review_markup_is_shown_as_text_and_never_runs(browser, desktop, local):
@@ -243,14 +277,56 @@ def test_empty_review_is_refused_without_a_request(browser, desktop, local):
     tab.close()
 
 
-def test_too_large_review_shows_the_servers_message(browser, desktop, local):
+def test_too_large_review_is_refused_before_sending(browser, desktop, local):
     tab = Page(browser, local.page_url, context=desktop)
     page = tab.page
+    sent = []
+    page.on("request", lambda r: sent.append(r.post_data) if r.url.endswith("/predict") else None)
     tab.classify("great " * 25_000)  # 150,000 bytes
     assert page.get_attribute("#byte-count", "class") == "byte-count over"
-    message = tab.error()
-    assert message.startswith("The API refused the review (HTTP 413)") and "131072" in message
+    assert tab.error() == ("Your review is 150,000 bytes; the limit is 131,000 (about 20,000 words; the model "
+                           "reads the first few hundred). Shorten it by 19,000 bytes.")
+    assert page.evaluate("document.activeElement.id") == "review"
     shot(page, "error-too-large.png")
+    # Quotes (and line breaks) travel as two bytes each in the JSON: under the limit as typed (128,000
+    # bytes), over it as sent.
+    tab.classify('"great" ' * 16_000)
+    assert "160,000 bytes" in tab.error()
+    assert sent == []
+    # At the limit exactly it is sent, and the API takes it (no 413 from the JSON around it).
+    page.uncheck("#explain")
+    tab.classify("great " * 21_833 + "ab")
+    assert page.text_content("#byte-count") == "131,000 / 131,000 bytes"
+    assert page.text_content("#label") == "Positive" and len(sent) == 1
+    tab.close()
+
+
+def test_a_review_with_no_words_read_gets_no_verdict(browser, desktop, local):
+    """Emoji and stop words only: the model reads nothing, and the page says so (the real chain)."""
+    tab = Page(browser, local.page_url, context=desktop)
+    page = tab.page
+    for review in ("😀🎬👍 !!!", "and the of it was"):
+        tab.classify(review)
+        assert page.text_content("#label") == "No words read"
+        assert page.is_hidden("#meter-row") and "Negative" not in page.text_content("#result")
+        assert "ignores stop words" in page.text_content("#score-text")
+        assert page.text_content("#status").startswith("Result: no words read")
+    tab.classify(POSITIVE_REVIEW)  # and a review it reads gets its verdict and meter back
+    assert page.text_content("#label") == "Positive" and page.is_visible("#meter-row")
+    tab.close()
+
+
+@pytest.mark.parametrize("score, shown", [(0.999991, ">99.9%"), (0.99949, "99.9%"), (0.000004, "<0.1%"),
+                                          (0.5, "50%"), (0.0512, "5.1%")])
+def test_saturated_scores_are_not_shown_as_certain(browser, desktop, local, score, shown):
+    tab = Page(browser, local.page_url, context=desktop)
+    page = tab.page
+    page.route("**/predict", lambda route: route.fulfill(
+        status=200, content_type="application/json",
+        body=json.dumps({"label": "positive" if score >= 0.5 else "negative", "score": score, "words_read": 4})))
+    tab.classify("anything")
+    assert page.text_content("#score-text") == f"{shown} probability that the review is positive"
+    assert page.get_attribute("#meter", "aria-valuetext") == f"{shown} positive"
     tab.close()
 
 
@@ -302,3 +378,111 @@ def test_endpoint_down_then_api_down_are_errors(browser, tmp_path):
     finally:
         front.stop()
         fake.close()
+
+
+# --------------------------------------------------------------------------- accessibility and the keyboard
+
+AXE = REPO / "node_modules" / "axe-core" / "axe.min.js"
+WCAG21_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+# Every highlight the page draws: levels 1-4 either way (weights relative to the strongest), a word
+# that did not matter, and words not read.
+EVERY_HIGHLIGHT = {"label": "positive", "score": 0.87, "words_read": 9, "explanation": [
+    {"word": w, "weight": x} for w, x in (
+        ("superb", 2.0), ("moving", 1.0), ("fine", 0.4), ("story", 0.1), ("plot", 0.01), ("the", None),
+        ("dull", -2.0), ("slow", -1.0), ("long", -0.4), ("script", -0.1), ("and", None))]}
+
+
+def axe_violations(page, include: str = "html") -> list[str]:
+    """axe-core's WCAG 2.1 A/AA rules on the page as it is. Injected through the DevTools protocol,
+    which the page's CSP (script-src 'self') does not govern: the page itself stays as served."""
+    page.evaluate(AXE.read_text())
+    found = page.evaluate("([include, tags]) => axe.run(include, {runOnly: {type: 'tag', values: tags}})"
+                          ".then(r => r.violations.map(v => v.id + ': ' + v.nodes.map(n => n.target.join(' ') + "
+                          "' ' + (n.failureSummary || '').replace(/\\s+/g, ' ')).join(' | ')))",
+                          [include, WCAG21_AA])
+    return found
+
+
+@pytest.fixture(scope="module")
+def axe_ready():
+    if not AXE.is_file():
+        pytest.skip(f"{AXE} is missing: run `npm install` (axe-core is a devDependency in package.json)")
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_no_accessibility_violations_with_a_result_shown(browser, local, axe_ready, scheme, viewport):
+    context = browser.new_context(viewport=viewport, color_scheme=scheme, service_workers="block")
+    tab = Page(browser, local.page_url, context=context)
+    page = tab.page
+    assert page.evaluate(f"matchMedia('(prefers-color-scheme: {scheme})').matches")
+    assert axe_violations(page) == []  # before any result
+    page.route("**/predict", lambda route: route.fulfill(status=200, content_type="application/json",
+                                                         body=json.dumps(EVERY_HIGHLIGHT)))
+    tab.classify("anything")
+    drawn = set(page.eval_on_selector_all("#words span.w", "els => els.map(e => e.className)"))
+    assert drawn == {f"w {kind}-{n}" for kind in ("pos", "neg") for n in (1, 2, 3, 4)} | {"w zero", "w none"}
+    assert axe_violations(page) == []
+    page.unroute("**/predict")
+    tab.classify(POSITIVE_REVIEW)  # a real answer too
+    assert page.text_content("#label") == "Positive"
+    assert axe_violations(page) == []
+    tab.classify("   ")  # and an error
+    assert axe_violations(page) == []
+    page.click("text=Model card")
+    page.wait_for_selector("#model-card")
+    assert axe_violations(page) == []
+    tab.close()
+    context.close()
+
+
+def focus_ring(page) -> tuple[str, str, float]:
+    return tuple(page.evaluate("(() => { const e = document.activeElement, s = getComputedStyle(e); "
+                               "return [e.id || e.textContent.trim(), s.outlineStyle, parseFloat(s.outlineWidth)]; })()"))
+
+
+def test_keyboard_order_visible_focus_and_the_result_announced(browser, local):
+    tab = Page(browser, local.page_url)
+    page = tab.page
+    order = []
+    for _ in range(8):
+        page.keyboard.press("Tab")
+        name, style, width = focus_ring(page)
+        order.append(name)
+        assert style != "none" and width >= 2, f"{name}: no visible focus ({style} {width}px)"
+    assert order == ["review", "explain", "submit", "A positive review", "A negative review", "A mixed review",
+                     "Model card", "API documentation"]
+    for _ in range(5):  # and back, the same way
+        page.keyboard.press("Shift+Tab")
+    assert page.evaluate("document.activeElement.id") == "submit"
+    page.focus("#review")
+    page.keyboard.insert_text(NATURAL_NEGATIVE_REVIEW)
+    page.keyboard.press("Tab")
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#result:not([hidden])")
+    # Announced: a polite live region says the outcome; focus moves to the result, which is labelled.
+    assert page.get_attribute("#status", "role") == "status"
+    assert page.get_attribute("#status", "aria-live") == "polite"
+    assert re.fullmatch(r"Result: Negative, [\d.<>]+% probability positive\.", page.text_content("#status"))
+    assert page.evaluate("document.activeElement.id") == "result"
+    assert page.get_attribute("#result", "aria-labelledby") == "result-title"
+    assert focus_ring(page)[1] != "none"
+    page.keyboard.press("Tab")  # on from the result, not back to the top
+    assert page.evaluate("document.activeElement.textContent") == "Model card"
+    tab.close()
+
+
+def test_footer_links_to_the_model_card_and_the_api(browser, desktop, local):
+    tab = Page(browser, local.page_url, context=desktop)
+    page = tab.page
+    page.click("text=Model card")
+    page.wait_for_selector("#model-card h2")
+    assert page.url.endswith("/about.html#model-card")
+    assert page.text_content("#model-card h2") == "Model card" and "89.7%" in page.text_content("#model-card")
+    page.go_back()
+    page.wait_for_selector("body[data-config='loaded']")
+    page.click("text=API documentation")
+    page.wait_for_selector("#api h2")
+    assert page.url.endswith("/about.html#api") and "words_read" in page.text_content("#api")
+    tab.close()

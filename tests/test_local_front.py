@@ -182,6 +182,21 @@ def test_one_error_shape_whoever_answers(front_with_real_handler):
         assert headers["Content-Type"].startswith("application/json")
 
 
+def test_the_about_page_states_what_the_docs_state():
+    """web/about.html (the page's model card and API summary) against docs/model-card.md, the README
+    and the API's limit, so that the two cannot drift apart unnoticed."""
+    import re
+    about = (REPO / "web" / "about.html").read_text()
+    card = (REPO / "docs" / "model-card.md").read_text()
+    test_accuracy = float(re.search(r"\*\*test accuracy \(25,000 reviews\)\*\* \| \*\*(0\.\d+)\*\*", card)[1])
+    assert f"<strong>{test_accuracy * 100:.1f}%</strong> of the 25,000 IMDB test reviews" in about
+    quick = re.search(r"scores (\d+\.\d-\d+\.\d%) on the IMDB test split", (REPO / "README.md").read_text())[1]
+    assert f"local mode trains by default: {quick}" in about
+    handler = load_module("proxy_handler_for_about", REPO / "lambda" / "proxy" / "handler.py")
+    assert f"a body of at most {handler.MAX_BODY_BYTES} bytes" in about
+    assert "words_read" in about and '{"error": ' in about
+
+
 def test_security_headers_match_the_cloud():
     """The local CSP is the CloudFront policy's (stacks/site.py), less what needs HTTPS."""
     import ast

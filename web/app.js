@@ -4,7 +4,10 @@
 "use strict";
 
 (function () {
-  const MAX_BYTES = 131072;
+  const MAX_BYTES = 131072;       // the API's limit on the request body
+  // The review's own limit, counted as it travels (JSON-escaped: a line break takes two bytes), with
+  // room for the JSON around it as the API forwards it: a review under it is never refused with 413.
+  const MAX_REVIEW_BYTES = 131000;
   const TIMEOUT_MS = 30000;       // API Gateway gives up at 29 s
   const MAX_WORDS_SHOWN = 3000;   // the model reads a few hundred; the rest is only context
   const TOP_N = 5;
@@ -41,12 +44,15 @@
   const label = $("label");
   const scoreText = $("score-text");
   const meter = $("meter");
+  const meterRow = $("meter-row");
+  const verdict = $("verdict");
   const explanation = $("explanation");
   const words = $("words");
   const topPositive = $("top-positive");
   const topNegative = $("top-negative");
 
   const encoder = new TextEncoder();
+  const reducedMotion = window.matchMedia("(prefers-reduced-motion: reduce)");
   let busy = false;
 
   // --- config.json: {"apiUrl": "..."}; "" means the page's own origin
@@ -92,10 +98,22 @@
     if (on) document.body.dataset.state = "loading";
   }
 
+  function reviewBytes(text) {
+    return encoder.encode(JSON.stringify(text)).length - 2;  // without the quotes
+  }
+
   function updateByteCount() {
-    const n = encoder.encode(review.value).length;
-    byteCount.textContent = n.toLocaleString("en-US") + " / " + MAX_BYTES.toLocaleString("en-US") + " bytes";
-    byteCount.classList.toggle("over", n > MAX_BYTES);
+    const n = reviewBytes(review.value);
+    byteCount.textContent = n.toLocaleString("en-US") + " / " + MAX_REVIEW_BYTES.toLocaleString("en-US") + " bytes";
+    byteCount.classList.toggle("over", n > MAX_REVIEW_BYTES);
+  }
+
+  // One decimal; a saturated score is ">99.9%", not a "100%" no model can mean.
+  function percent(p) {
+    const pct = Math.round(p * 1000) / 10;
+    if (pct > 99.9) return ">99.9%";
+    if (pct < 0.1) return "<0.1%";
+    return pct + "%";
   }
 
   function short(text, n) {
@@ -129,19 +147,41 @@
   }
 
   function renderPrediction(data) {
-    const positive = data.label === "positive";
-    label.textContent = positive ? "Positive" : "Negative";
-    label.className = "label " + (positive ? "positive" : "negative");
-    const pct = Math.round(data.score * 1000) / 10;
-    scoreText.textContent = pct + "% probability that the review is positive";
-    meter.value = data.score;
-    meter.textContent = pct + "%";
-    meter.setAttribute("aria-valuetext", pct + "% positive");
     renderExplanation(Array.isArray(data.explanation) ? data.explanation : null);
+    if (data.words_read === 0) {
+      // The score is the model's answer to an empty review: no verdict to show.
+      label.textContent = "No words read";
+      label.className = "label none";
+      scoreText.textContent = "The model ignores stop words (“the”, “and”, “it”…), emoji and symbols, " +
+        "and this review has nothing else. Write a few words about the film.";
+      meterRow.hidden = true;
+      status.textContent = "Result: no words read, so no verdict. " + scoreText.textContent;
+    } else {
+      const positive = data.label === "positive";
+      label.textContent = positive ? "Positive" : "Negative";
+      label.className = "label " + (positive ? "positive" : "negative");
+      const pct = percent(data.score);
+      scoreText.textContent = pct + " probability that the review is positive";
+      meter.value = data.score;
+      meter.textContent = pct;
+      meter.setAttribute("aria-valuetext", pct + " positive");
+      meterRow.hidden = false;
+      // Screen readers hear the outcome through the live status line (visually hidden once loaded).
+      status.textContent = "Result: " + label.textContent + ", " + pct + " probability positive.";
+    }
     result.hidden = false;
-    // Screen readers hear the outcome through the live status line (visually hidden once loaded).
-    status.textContent = "Result: " + label.textContent + ", " + pct + "% probability positive.";
     document.body.dataset.state = "result";
+  }
+
+  // On a phone the verdict lands below the fold: scroll to it. Focus follows (screen readers start
+  // reading there, Tab continues into the explanation), except after Ctrl+Enter in the text box,
+  // where the writer is still writing.
+  function bringIntoView(keepFocus) {
+    const box = verdict.getBoundingClientRect();
+    if (box.top < 0 || box.bottom > window.innerHeight) {
+      result.scrollIntoView({ block: "start", behavior: reducedMotion.matches ? "auto" : "smooth" });
+    }
+    if (!keepFocus) result.focus({ preventScroll: true });
   }
 
   function renderExplanation(items) {
@@ -224,11 +264,21 @@
   // --- the request
   async function classify() {
     if (busy) return;
+    const fromTextBox = document.activeElement === review;
     hideError();
     const text = review.value;
     if (!text.trim()) {
       result.hidden = true;
       showError("Write or paste a review first.");
+      review.focus();
+      return;
+    }
+    const bytes = reviewBytes(text);
+    if (bytes > MAX_REVIEW_BYTES) {  // the API would answer 413: say so without sending it
+      result.hidden = true;
+      showError("Your review is " + bytes.toLocaleString("en-US") + " bytes; the limit is " +
+        MAX_REVIEW_BYTES.toLocaleString("en-US") + " (about 20,000 words; the model reads the first few " +
+        "hundred). Shorten it by " + (bytes - MAX_REVIEW_BYTES).toLocaleString("en-US") + " bytes.");
       review.focus();
       return;
     }
@@ -279,6 +329,7 @@
         return;
       }
       renderPrediction(data);
+      bringIntoView(fromTextBox);
     } catch (e) {
       showError(e && e.name === "AbortError"
         ? "The API did not answer within " + TIMEOUT_MS / 1000 + " seconds."
@@ -301,6 +352,7 @@
     }
   });
   review.addEventListener("input", updateByteCount);
+  if (/Mac|iPhone|iPad/.test(navigator.platform || "")) $("shortcut-key").textContent = "⌘";
 
   const sampleButtons = $("sample-buttons");
   for (const sample of SAMPLES) {
