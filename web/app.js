@@ -4,9 +4,9 @@
 "use strict";
 
 (function () {
-  const MAX_BYTES = 131072;       // the API's limit on the request body
-  // The review's own limit, counted as it travels (JSON-escaped: a line break takes two bytes), with
-  // room for the JSON around it as the API forwards it: a review under it is never refused with 413.
+  // The API takes a body of at most 131072 bytes. The review's limit is counted as it travels
+  // (JSON-escaped: a quote or a line break takes two bytes) and leaves room for the JSON around it as
+  // the API forwards it, so that a review under it is never refused with 413.
   const MAX_REVIEW_BYTES = 131000;
   const TIMEOUT_MS = 30000;       // API Gateway gives up at 29 s
   const MAX_WORDS_SHOWN = 3000;   // the model reads a few hundred; the rest is only context
