@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import Version
 
 from fixtures_model import REPO, ServeProcess, child_env, free_port, http
 
@@ -80,7 +82,7 @@ def test_the_image_holds_the_whole_package_and_nothing_from_development():
     sent = [f.relative_to(MODEL).as_posix() for f in MODEL.rglob("*")
             if f.is_file() and not dockerignored(f.relative_to(MODEL).as_posix())]
     assert {f"{p.name}" for p in MODEL.glob("*.py")} <= set(sent)
-    assert {"bin/train", "bin/serve", "requirements.txt"} <= set(sent)
+    assert {"bin/train", "bin/serve", "requirements.lock"} <= set(sent)
     assert not [f for f in sent if "__pycache__" in f or f.endswith(".pyc") or f.startswith(".")]
     assert "Dockerfile" not in sent and ".dockerignore" not in sent
 
@@ -104,7 +106,7 @@ def test_every_command_the_dockerfile_names_exists():
     assert "python -m nltk.downloader -d /usr/share/nltk_data stopwords" in run
     for module in re.findall(r"python -m ([\w.]+)", run):
         assert importlib.util.find_spec(module) is not None, f"python -m {module}"
-    assert "pip install -r /tmp/requirements.txt" in run
+    assert "pip install --no-deps --require-hashes -r /tmp/requirements.lock" in run
     for path in re.findall(r"chmod \S+ ((?:/opt/program/model/bin/\w+\s*)+)", run)[0].split():
         assert (BIN / Path(path).name).is_file()
 
@@ -112,29 +114,87 @@ def test_every_command_the_dockerfile_names_exists():
 def test_base_image_and_torch_build_are_build_arguments():
     steps = instructions()
     args = dict(a.split("=", 1) for w, a in steps if w == "ARG" and "=" in a)
-    assert args["BASE_IMAGE"] == "python:3.11-slim"
+    # a fixed tag at a fixed digest: a rebuild next year starts from the same base
+    assert re.fullmatch(r"python:3\.11\.\d+-slim-bookworm@sha256:[0-9a-f]{64}", args["BASE_IMAGE"])
     assert steps[[w for w, _ in steps].index("FROM")][1] == "${BASE_IMAGE}"
     assert args["TORCH_VARIANT"] == "cpu"
     assert args["TORCH_VERSION"] == version("torch").split("+")[0]  # the torch the tests ran
     run = " ".join(a for w, a in steps if w == "RUN")
-    assert 'download.pytorch.org/whl/${TORCH_VARIANT}' in run and '"torch==${TORCH_VERSION}"' in run
+    assert 'download.pytorch.org/whl/${TORCH_VARIANT}' in run
+    assert '"torch==${TORCH_VERSION}+${TORCH_VARIANT}"' in run
     labels = " ".join(a for w, a in steps if w == "LABEL")
     assert "com.amazonaws.sagemaker.capabilities.accept-bind-to-port=true" in labels
+    # what a machine without the internet passes: declared without a value, so a standard Docker
+    # build is unchanged and none of it reaches the image's ENV
+    build_only = {"PIP_FIND_LINKS", "PIP_RETRIES", "PIP_CERT", "NLTK_DOWNLOAD_URL"}
+    assert build_only <= {a for w, a in steps if w == "ARG"}
+    env = " ".join(a for w, a in steps if w == "ENV")
+    assert not [name for name in build_only if name in env]
+
+
+def lock_pins() -> dict[str, Version]:
+    text = (MODEL / "requirements.lock").read_text()
+    return {canonicalize_name(m.group(1)): Version(m.group(2))
+            for m in re.finditer(r"^([A-Za-z0-9_.-]+)==(\S+) \\$", text, re.M)}
 
 
 def test_image_requirements_are_the_projects_runtime_dependencies():
     pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
     declared = {Requirement(r).name: Requirement(r) for r in pyproject["project"]["dependencies"]}
-    lines = [ln.strip() for ln in (MODEL / "requirements.txt").read_text().splitlines()
+    lines = [ln.strip() for ln in (MODEL / "requirements.in").read_text().splitlines()
              if ln.strip() and not ln.startswith("#")]
     image = {Requirement(r).name: Requirement(r) for r in lines}
-    assert "torch" not in image  # installed from the PyTorch index first
     assert not {"boto3", "gunicorn", "sagemaker", "pytest"} & set(image)  # not needed to run
+    torch = image.pop("torch")
+    assert str(torch.specifier) == "==" + dict(a.split("=", 1) for w, a in instructions()
+                                              if w == "ARG" and "=" in a)["TORCH_VERSION"]
+    assert declared["torch"].specifier.contains(version("torch").split("+")[0])
     for name, req in image.items():
         assert name in declared and str(req.specifier) == str(declared[name].specifier), name
-        assert req.specifier.contains(version(name), prereleases=True), f"venv {name} {version(name)}"
-    torch_spec = declared["torch"].specifier
-    assert torch_spec.contains(version("torch").split("+")[0])
+
+
+def test_the_lock_pins_every_image_dependency_within_the_declared_ranges():
+    pins = lock_pins()
+    assert "torch" not in pins  # installed by the Dockerfile from the index of its variant
+    assert all("--hash=sha256:" in block for block in
+               re.split(r"\n(?=[A-Za-z])", (MODEL / "requirements.lock").read_text().split("\n", 2)[2]))
+    for line in (MODEL / "requirements.in").read_text().splitlines():
+        if line.strip() and not line.startswith("#") and not line.startswith("torch"):
+            req = Requirement(line)
+            name = canonicalize_name(req.name)
+            assert name in pins and req.specifier.contains(pins[name]), f"{name} {pins.get(name)} vs {req}"
+
+
+def test_the_tests_run_the_versions_the_image_runs():
+    """The venv is installed under the lock as constraints (Makefile): same versions as the image."""
+    differ = {name: (str(pin), version(name)) for name, pin in lock_pins().items()
+              if Version(version(name)) != pin}
+    assert not differ, f"venv differs from model/requirements.lock: {differ}; run `make setup`"
+
+
+def test_the_lock_is_what_uv_compiles_from_requirements_in(tmp_path):
+    """`make lock` regenerates the lock; with the lock as its starting point, uv must keep every pin
+    (a range edited in requirements.in without `make lock` fails here)."""
+    import shutil
+
+    out = tmp_path / "requirements.lock"
+    shutil.copyfile(MODEL / "requirements.lock", out)
+    wheels = [f for f in os.environ.get("PIP_FIND_LINKS", "").split() if glob.glob(f"{f}/torch-*+cpu-*.whl")]
+    torch_source = ["--find-links", wheels[0]] if wheels else ["--torch-backend", "cpu"]
+    uv = Path(sys.executable).with_name("uv")
+    proc = subprocess.run([str(uv), "pip", "compile", "--quiet", "--generate-hashes", "--no-emit-package", "torch",
+                           "--no-annotate", "--python-version", "3.11.2", "--python-platform",
+                           "x86_64-manylinux_2_28", "--custom-compile-command", "make lock", *torch_source,
+                           "-o", str(out), str(MODEL / "requirements.in")],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    again = {canonicalize_name(m.group(1)): m.group(2)
+             for m in re.finditer(r"^([A-Za-z0-9_.-]+)==(\S+)", out.read_text(), re.M)}
+    assert again == {name: str(v) for name, v in lock_pins().items()}
+    makefile = (REPO / "Makefile").read_text()
+    for flag in ("--generate-hashes", "--no-emit-package torch", "--python-version 3.11.2",
+                 "--python-platform x86_64-manylinux_2_28"):
+        assert flag in makefile, f"make lock and this test must compile alike: {flag}"
 
 
 # --------------------------------------------------------------------------- train, then serve
