@@ -2,13 +2,16 @@
 
 SageMaker writes every hyperparameter as a string (``{"epochs": "6"}``); ``from_strings`` parses
 them into the right types and refuses unknown names, so a typo fails the job with a clear reason
-instead of silently training the default.
+instead of silently training the default. ``resolve`` is what ``train`` trains with (a ``preset`` and
+values over it); the CDK settings and scripts/sagemaker_job.py call it too, so a typo fails
+``cdk synth`` or the script before any job starts. Standard library only: the stacks and the SageMaker
+SDK's venv (no torch) import it.
 """
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, fields
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from .preprocess import MODES
 
@@ -105,25 +108,42 @@ class Hyperparameters:
         return dataclasses.asdict(self)
 
 
+TRUE_WORDS = ("true", "1", "yes")
+FALSE_WORDS = ("false", "0", "no")
+
+
+def parse_bool(raw: Any) -> bool:
+    """A bool, or one of TRUE_WORDS / FALSE_WORDS in any case; ``ValueError`` for anything else.
+
+    The one reading of true/false for hyperparameters and CDK context values alike.
+    """
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in TRUE_WORDS:
+        return True
+    if text in FALSE_WORDS:
+        return False
+    raise ValueError(f"{raw!r} is not true or false")
+
+
+_ACCEPTS = {"bool": "true or false", "int": "a whole number", "float": "a number"}
+
+
 def _parse(key: str, type_name: Any, raw: Any) -> Any:
     type_name = getattr(type_name, "__name__", type_name)
     text = str(raw).strip()
     try:
         if type_name == "bool":
-            if isinstance(raw, bool):
-                return raw
-            if text.lower() in ("true", "1", "yes"):
-                return True
-            if text.lower() in ("false", "0", "no"):
-                return False
-            raise ValueError
+            return parse_bool(raw)
         if type_name == "int":
             return int(float(text)) if float(text).is_integer() else int(text)
         if type_name == "float":
             return float(text)
         return text
     except ValueError:
-        raise HyperparameterError(f"hyperparameter {key}={raw!r} is not a valid {type_name}") from None
+        raise HyperparameterError(
+            f"hyperparameter {key}={raw!r} is not a valid {type_name}: {_ACCEPTS[type_name]}") from None
 
 
 # Named starting points; any field can still be overridden.
@@ -151,3 +171,25 @@ def preset(name: str) -> Hyperparameters:
     if name not in PRESETS:
         raise HyperparameterError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
     return Hyperparameters.from_strings(PRESETS[name])
+
+
+def parse_assignments(items: Iterable[str], flag: str = "--set") -> dict[str, str]:
+    """``KEY=VALUE`` items (``train --set``, ``sagemaker_job.py --set``) as a dict of strings."""
+    values: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise HyperparameterError(f"{flag} expects KEY=VALUE, got {item!r}")
+        values[key.strip()] = value.strip()
+    return values
+
+
+def resolve(values: Mapping[str, Any], preset_name: str | None = None) -> Hyperparameters:
+    """What ``train`` trains with: ``values`` (SageMaker-style strings) over a preset.
+
+    The preset is ``preset_name`` (``train --preset``), else ``values["preset"]``, else ``full``;
+    raises ``HyperparameterError`` naming an unknown preset or name, or a bad value, and what it accepts.
+    """
+    values = dict(values)
+    named = values.pop("preset", None)
+    return Hyperparameters.from_strings(values, base=preset(preset_name or str(named or "full")))

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .data import DataError
-from .hyperparameters import HyperparameterError, Hyperparameters, PRESETS, preset
+from .hyperparameters import HyperparameterError, Hyperparameters, PRESETS, parse_assignments, resolve
 from .preprocess import StopwordsMissing
 
 
@@ -120,13 +120,7 @@ def resolve_hyperparameters(args: argparse.Namespace, paths: JobPaths) -> Hyperp
             raise HyperparameterError(f"{paths.hyperparameters} is not valid JSON: {exc}") from exc
         if not isinstance(values, dict):
             raise HyperparameterError(f"{paths.hyperparameters} must hold a JSON object")
-    for item in args.overrides:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise HyperparameterError(f"--set expects KEY=VALUE, got {item!r}")
-        values[key.strip()] = value
-    preset_name = args.preset or str(values.pop("preset", "full"))
-    return Hyperparameters.from_strings(values, base=preset(preset_name))
+    return resolve({**values, **parse_assignments(args.overrides)}, preset_name=args.preset)
 
 
 def duration(seconds: float) -> str:

@@ -31,7 +31,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from model.hyperparameters import HyperparameterError, Hyperparameters  # noqa: E402
+from model.hyperparameters import HyperparameterError, Hyperparameters, parse_assignments, resolve  # noqa: E402
 from model.metrics import metric_definitions  # noqa: E402
 
 OBJECTIVE = "validation:accuracy"
@@ -48,15 +48,10 @@ class UsageError(ValueError):
 
 
 def parse_overrides(items: list[str]) -> dict[str, str]:
-    """--set KEY=VALUE pairs, validated against the package's own hyperparameters."""
-    values: dict[str, str] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise UsageError(f"--set expects KEY=VALUE, got {item!r}")
-        values[key.strip()] = value.strip()
+    """--set KEY=VALUE pairs, checked as `train` will read them (names, values, preset)."""
     try:
-        Hyperparameters.from_strings({k: v for k, v in values.items() if k != "preset"})
+        values = parse_assignments(items)
+        resolve(values)
     except HyperparameterError as exc:
         raise UsageError(str(exc)) from None
     return values

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from model.hyperparameters import HyperparameterError, parse_bool, resolve
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 # CloudFormation waits at most one hour for a custom resource (ServiceTimeout 1..3600 s).
@@ -290,14 +292,10 @@ class _Reader:
         raw = self._get(key)
         if raw is None:
             return default
-        if isinstance(raw, bool):
-            return raw
-        text = str(raw).strip().lower()
-        if text in ("true", "1", "yes"):
-            return True
-        if text in ("false", "0", "no"):
-            return False
-        raise SettingsError(f"context '{key}' must be true or false (got {raw!r})")
+        try:
+            return parse_bool(raw)
+        except ValueError:
+            raise SettingsError(f"context '{key}' must be true or false (got {raw!r})") from None
 
     def name(self, key: str, default: str, pattern: re.Pattern[str], what: str) -> str:
         raw = self._get(key)
@@ -321,7 +319,12 @@ class _Reader:
         return path if path.is_absolute() else (REPO_ROOT / path).resolve()
 
     def hyperparameters(self, key: str) -> dict[str, str]:
-        """A dict of hyperparameters merged over the package's defaults; values become strings."""
+        """Name -> value as SageMaker passes them (strings), checked at synth by the code ``train`` runs.
+
+        SageMaker's own limits (100 entries, names of 1-256 and values of up to 2500 characters), then
+        ``model.hyperparameters.resolve``: every name, value and ``preset``. Nothing is merged here; the
+        job starts from the preset (``full`` unless ``preset`` is given) and overrides what is set.
+        """
         raw = self._get(key)
         if raw is None:
             return {}
@@ -349,4 +352,8 @@ class _Reader:
             if len(text) > 2500:
                 raise SettingsError(f"context '{key}': value of {name!r} is longer than SageMaker's 2500 characters")
             out[name] = text
+        try:
+            resolve(out)
+        except HyperparameterError as exc:
+            raise SettingsError(f"context '{key}': {exc}") from None
         return dict(sorted(out.items()))

@@ -3,13 +3,15 @@ from __future__ import annotations
 
 import json
 import tarfile
+from dataclasses import replace
 
 import pytest
 import torch
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from model.data import DataError, load, split_validation
-from model.hyperparameters import HyperparameterError, Hyperparameters, preset
+from model.hyperparameters import (HyperparameterError, Hyperparameters, parse_assignments, parse_bool, preset,
+                                   resolve)
 from model.network import LSTMClassifier, pad_batch, reverse_padded
 from model.vocab import PAD, UNK, Vocabulary
 
@@ -64,6 +66,35 @@ def test_hyperparameters_parse_sagemaker_strings():
 def test_bad_hyperparameters_are_refused_with_the_key(values, message):
     with pytest.raises(HyperparameterError, match=message):
         Hyperparameters.from_strings(values)
+
+
+def test_resolve_reads_values_over_their_preset_as_train_does():
+    assert resolve({"preset": "quick", "epochs": "3"}) == replace(preset("quick"), epochs=3)
+    assert resolve({}) == preset("full")
+    # train --preset wins over the job's "preset", which is not passed on as a hyperparameter
+    assert resolve({"preset": "quick", "workers": "1"}, preset_name="tiny") == replace(preset("tiny"), workers=1)
+    with pytest.raises(HyperparameterError, match="unknown preset 'huge'; choose one of full, quick"):
+        resolve({"preset": "huge"})
+
+
+@pytest.mark.parametrize("raw, value", [(True, True), ("TRUE", True), (" yes", True), ("1", True),
+                                        (False, False), ("False", False), ("no", False), ("0", False)])
+def test_one_reading_of_true_and_false(raw, value):
+    assert parse_bool(raw) is value
+
+
+@pytest.mark.parametrize("raw", ["maybe", "", "2", None, "truee"])
+def test_anything_else_is_not_a_bool(raw):
+    with pytest.raises(ValueError):
+        parse_bool(raw)
+
+
+def test_key_value_assignments():
+    assert parse_assignments([" epochs = 3", "preset=quick", "pooling=last+max"]) == {
+        "epochs": "3", "preset": "quick", "pooling": "last+max"}
+    for bad in ("epochs", "=3"):
+        with pytest.raises(HyperparameterError, match=f"--set expects KEY=VALUE, got {bad!r}"):
+            parse_assignments([bad])
 
 
 def test_presets_are_valid_and_unknown_preset_refused():

@@ -24,6 +24,11 @@ def test_overrides_are_checked_against_the_package_hyperparameters():
         sagemaker_job.parse_overrides(["epoch=3"])
     with pytest.raises(sagemaker_job.UsageError, match="KEY=VALUE"):
         sagemaker_job.parse_overrides(["epochs"])
+    # the preset and the values are checked too, as `train` reads them
+    with pytest.raises(sagemaker_job.UsageError, match="unknown preset 'quik'"):
+        sagemaker_job.parse_overrides(["preset=quik"])
+    with pytest.raises(sagemaker_job.UsageError, match="epochs='many' is not a valid int"):
+        sagemaker_job.parse_overrides(["epochs=many"])
 
 
 def test_ranges():

@@ -44,6 +44,14 @@ def test_defaults_are_the_documented_serverless_deployment():
     ("hyperparameters", "{epochs: 3}", "context 'hyperparameters' must be a JSON object"),
     ("hyperparameters", ["epochs"], "context 'hyperparameters' must be an object of name -> value"),
     ("hyperparameters", {"epochs": [1, 2]}, "value of 'epochs' must be a string, number or boolean"),
+    # checked by the code `train` runs, so a typo fails synth rather than the training job
+    ("hyperparameters", {"epoch": 3}, "context 'hyperparameters': unknown hyperparameter 'epoch'; known: batch_size"),
+    ("hyperparameters", '{"epochs": "three"}', "context 'hyperparameters': hyperparameter epochs='three' is not a "
+                                               "valid int: a whole number"),
+    ("hyperparameters", {"bidirectional": "maybe"}, "bidirectional='maybe' is not a valid bool: true or false"),
+    ("hyperparameters", {"dropout": 1.5}, "context 'hyperparameters': hyperparameter dropout=1.5: must be in [0, 1)"),
+    ("hyperparameters", {"preset": "huge"}, "context 'hyperparameters': unknown preset 'huge'; choose one of full, "
+                                            "quick, tiny, original"),
 ])
 def test_bad_values_name_the_key_and_the_allowed_values(key, value, expected):
     with pytest.raises(SettingsError) as info:
@@ -57,6 +65,26 @@ def test_cli_strings_are_parsed_like_cdk_json_values():
                  trainingMaxWaitMinutes="45")
     assert s.spot_training is True and s.serverless_memory_mb == 2048 and s.instance_count == 2
     assert s.hyperparameters == {"bidirectional": "false", "epochs": "3"}  # SageMaker-style strings
+    assert settings(hyperparameters={"preset": "quick", "epochs": 3}).hyperparameters == {"epochs": "3",
+                                                                                           "preset": "quick"}
+
+
+def test_a_misspelt_hyperparameter_fails_cdk_synth_with_the_key_named(tmp_path):
+    """What `cdk synth -c hyperparameters=...` runs: app.py, with cdk.json's context and the -c values in
+    CDK_CONTEXT_JSON."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    context = {**json.loads((REPO / "cdk.json").read_text())["context"], "dataArchive": str(tiny_archive()),
+               "hyperparameters": {"learning_rte": "0.01"}}
+    run = subprocess.run([sys.executable, "app.py"], cwd=REPO, capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "CDK_CONTEXT_JSON": json.dumps(context), "CDK_OUTDIR": str(tmp_path)})
+    assert run.returncode == 1
+    assert "error: context 'hyperparameters': unknown hyperparameter 'learning_rte'; known: " in run.stderr
+    assert "learning_rate" in run.stderr and "Traceback" not in run.stderr
+    assert not list(tmp_path.iterdir())  # nothing synthesized
 
 
 def test_relations_between_keys():
