@@ -5,15 +5,28 @@ import re
 from pathlib import Path
 from typing import Sequence
 
-# The metrics the training log prints as ``name=value`` (see ``metric_line``); SageMaker metric
-# definitions (the CDK training job, scripts/sagemaker_job.py) scrape exactly these.
-LOGGED_METRICS = ("train:loss", "validation:loss", "validation:accuracy", "validation:f1",
-                  "test:accuracy", "test:precision", "test:recall", "test:f1")
+# What training prints as ``name=value`` (``metric_line``), line by line, and nothing else under these
+# names: SageMaker's metric definitions (the CDK training job, scripts/sagemaker_job.py) are made from
+# the same tuples, so a metric cannot be printed without being scraped, or scraped without being printed.
+EPOCH_METRICS = ("train:loss", "validation:loss", "validation:accuracy")  # after every epoch
+# Then once for the epoch kept: SageMaker keeps a metric's last value as its final one.
+BEST_EPOCH_METRICS = ("validation:accuracy", "validation:f1", "validation:loss")
+TEST_METRICS = ("test:accuracy", "test:precision", "test:recall", "test:f1")  # unless --no-test
+LOGGED_METRICS = tuple(dict.fromkeys(EPOCH_METRICS + BEST_EPOCH_METRICS + TEST_METRICS))
 _NUMBER = r"([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
 
 
 def metric_definitions() -> list[dict[str, str]]:
     return [{"Name": name, "Regex": rf"\b{re.escape(name)}={_NUMBER}"} for name in LOGGED_METRICS]
+
+
+def metric_attribute(name: str) -> str:
+    """The training-job custom resource's attribute for a metric: ``validation:accuracy`` ->
+    ``Metric_validation_accuracy`` (a plain name for Fn::GetAtt).
+
+    lambda/training_job/handler.py, which ships alone, has a copy that a test holds to this one.
+    """
+    return "Metric_" + re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_")
 
 
 def binary_metrics(labels: Sequence[int], probs: Sequence[float], threshold: float = 0.5) -> dict:
@@ -43,9 +56,14 @@ def binary_metrics(labels: Sequence[int], probs: Sequence[float], threshold: flo
     }
 
 
-def metric_line(prefix: str, values: dict) -> str:
-    """``validation:accuracy=0.8912 validation:loss=0.2871`` - the form SageMaker metric definitions scrape."""
-    return " ".join(f"{prefix}:{k}={v:.4f}" for k, v in values.items() if isinstance(v, (int, float)))
+def metric_line(names: Sequence[str], **splits: dict) -> str:
+    """``validation:accuracy=0.8912 validation:f1=0.8899`` for ``names`` (``split:key``), each value read
+    from ``splits[split][key]``: the form SageMaker metric definitions scrape."""
+    out = []
+    for name in names:
+        split, key = name.split(":")
+        out.append(f"{name}={float(splits[split][key]):.4f}")
+    return " ".join(out)
 
 
 def plot_history(history: list[dict], path: Path) -> None:

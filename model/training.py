@@ -17,7 +17,8 @@ from . import artifact
 from .data import Dataset, Review, split_validation
 from .hyperparameters import Hyperparameters
 from .embeddings import pretrained_vectors
-from .metrics import binary_metrics, metric_line, plot_confusion, plot_history
+from .metrics import (BEST_EPOCH_METRICS, EPOCH_METRICS, TEST_METRICS, binary_metrics, metric_line,
+                      plot_confusion, plot_history)
 from .network import LSTMClassifier, drop_words, pad_batch
 from .preprocess import Preprocessor
 from .vocab import Vocabulary
@@ -175,8 +176,8 @@ def fit(dataset: Dataset, hp: Hyperparameters, model_dir: Path, progress: bool =
         entry = {"epoch": epoch, "train_loss": running / max(1, seen), "validation_loss": val_loss,
                  "validation_accuracy": val_acc, "seconds": time.perf_counter() - t_epoch}
         history.append(entry)
-        print(f"epoch={epoch} " + metric_line("train", {"loss": entry["train_loss"]}) + " "
-              + metric_line("validation", {"loss": val_loss, "accuracy": val_acc})
+        print(f"epoch={epoch} " + metric_line(EPOCH_METRICS, train={"loss": entry["train_loss"]},
+                                              validation={"loss": val_loss, "accuracy": val_acc})
               + f" epoch_seconds={entry['seconds']:.1f}", flush=True)
         if val_acc > best_acc:
             best_acc, best_epoch = val_acc, epoch
@@ -196,14 +197,12 @@ def fit(dataset: Dataset, hp: Hyperparameters, model_dir: Path, progress: bool =
         "device": str(device),
         "threads": threads,
     }
-    print(metric_line("validation", {"accuracy": metrics["validation"]["accuracy"],
-                                     "f1": metrics["validation"]["f1"]}) + f" best_epoch={best_epoch}",
+    print(metric_line(BEST_EPOCH_METRICS, validation=metrics["validation"]) + f" best_epoch={best_epoch}",
           flush=True)
     if test.ids:
         test_probs, test_loss = score(model, test, device)
         metrics["test"] = {**binary_metrics(test.labels, test_probs), "loss": test_loss}
-        print(metric_line("test", {k: metrics["test"][k] for k in ("accuracy", "precision", "recall", "f1")}),
-              flush=True)
+        print(metric_line(TEST_METRICS, test=metrics["test"]), flush=True)
 
     model.cpu()
     model_dir = Path(model_dir)

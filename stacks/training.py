@@ -14,7 +14,7 @@ from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 # What the training log prints and SageMaker scrapes: one definition, shared with scripts/sagemaker_job.py.
-from model.metrics import LOGGED_METRICS as METRIC_NAMES, metric_definitions
+from model.metrics import metric_attribute, metric_definitions
 
 from .common import ARCHITECTURE, PYTHON_RUNTIME, ack, log_group
 from .data import CHECKPOINTS_PREFIX, MODELS_PREFIX, DataStack
@@ -165,8 +165,8 @@ class TrainingStack(Stack):
         self.training_job_name = self.job.get_att_string("TrainingJobName")
         CfnOutput(self, "ModelArtifactUri", value=self.model_artifact_uri)
         CfnOutput(self, "TrainingJobName", value=self.training_job_name)
-        CfnOutput(self, "ValidationAccuracy", value=self.job.get_att_string("Metric_validation_accuracy"))
-        CfnOutput(self, "TestAccuracy", value=self.job.get_att_string("Metric_test_accuracy"))
+        for output, metric in (("ValidationAccuracy", "validation:accuracy"), ("TestAccuracy", "test:accuracy")):
+            CfnOutput(self, output, value=self.job.get_att_string(metric_attribute(metric)))
 
     def _ack_provider(self, provider: cr.Provider, handlers: dict[str, lambda_.Function]) -> None:
         """Findings on the Lambdas, roles and state machine that the CDK Provider framework generates."""

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tarfile
 from pathlib import Path
 
@@ -16,6 +17,7 @@ os.environ.setdefault("NLTK_DATA", str(REPO.parent / "shared" / "nltk_data"))
 from model import artifact, train  # noqa: E402
 from model.data import load  # noqa: E402
 from model.hyperparameters import preset  # noqa: E402
+from model.metrics import LOGGED_METRICS, metric_definitions  # noqa: E402
 from model.training import fit  # noqa: E402
 
 TINY = {"workers": "1"}
@@ -127,7 +129,15 @@ def test_train_follows_the_sagemaker_contract(job_env, tiny_tgz, capsys):
     assert artifact.is_complete(job_env / "model")
     assert not (job_env / "output" / "failure").exists()
     out = capsys.readouterr().out
-    assert "validation:accuracy=" in out and "test:accuracy=" in out and "train:loss=" in out
+    # Every metric SageMaker's definitions scrape, from this real log; its last value (SageMaker's final
+    # one) is the kept model's figure in metrics.json (train:loss: the last epoch's).
+    saved = json.loads((job_env / "model" / "metrics.json").read_text())
+    final = {d["Name"]: re.findall(d["Regex"], out) for d in metric_definitions()}
+    assert set(final) == set(LOGGED_METRICS) and all(final.values()), final
+    for name, values in final.items():
+        split, key = name.split(":")
+        expected = saved["history"][-1]["train_loss"] if name == "train:loss" else saved[split][key]
+        assert float(values[-1]) == pytest.approx(expected, abs=5e-5), name
     # Then, for a person: the figure, rounded as the docs round it, where the files are, how long.
     summary = out[out.index("test:accuracy="):].split("\n", 1)[1]
     accuracy = json.loads((job_env / "model" / "metrics.json").read_text())["test"]["accuracy"]

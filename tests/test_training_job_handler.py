@@ -14,6 +14,8 @@ from botocore.stub import ANY, Stubber
 from hypothesis import given
 from hypothesis import strategies as st
 
+from model.metrics import LOGGED_METRICS, metric_attribute
+
 HANDLER = Path(__file__).resolve().parent.parent / "lambda" / "training_job" / "handler.py"
 ACCOUNT = "123456789012"
 IMAGE = f"{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/cdk-hnb659fds-container-assets-{ACCOUNT}-us-east-1:abc123"
@@ -370,6 +372,12 @@ def test_metric_attribute_names_are_plain(name):
 def test_metric_attribute_examples(handler):
     assert handler.metric_attribute("validation:accuracy") == "Metric_validation_accuracy"
     assert handler.metric_attribute("test:f1") == "Metric_test_f1"
+
+
+@given(st.one_of(st.sampled_from(LOGGED_METRICS), st.text(min_size=1, max_size=60)))
+def test_metric_attributes_are_the_ones_the_stack_names(name):
+    """The asset ships alone: its copy of model/metrics.py's naming, which the stack's outputs use."""
+    assert _SHARED.metric_attribute(name) == metric_attribute(name)
 
 
 # --- the same flow against moto's SageMaker

@@ -257,7 +257,10 @@ def is_complete(event, context):
 
 
 def metric_attribute(name: str) -> str:
-    """``validation:accuracy`` -> ``Metric_validation_accuracy`` (a plain attribute name for Fn::GetAtt)."""
+    """``validation:accuracy`` -> ``Metric_validation_accuracy`` (a plain attribute name for Fn::GetAtt).
+
+    model/metrics.py's, which the training stack names its outputs with; this asset ships alone, so a
+    test holds the copy to it."""
     return "Metric_" + re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_")
 
 
