@@ -6,22 +6,58 @@ PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 export NLTK_DATA ?= $(abspath ../shared/nltk_data)
 
-.PHONY: help setup system-deps local test test-sagemaker synth deploy destroy data train evaluate clean
+LOCK := model/requirements.lock
+
+.PHONY: help setup cdk-setup system-deps local test test-sagemaker image lock synth deploy destroy data train evaluate clean
 
 help:
-	@echo "make local    - run the whole chain on this machine (train if needed, serve, API, page)"
-	@echo "make test     - run the test suite (sets up venv, Chromium and the CDK CLI first)"
-	@echo "make data     - fetch the IMDB archive (or find ../shared/data) into ./data"
-	@echo "make train    - train the full model into ./artifacts/model"
-	@echo "make synth    - cdk synth (offline), deploy / destroy - on your AWS account"
+	@echo "make local           run the whole chain here: train if needed, serve, API, page"
+	@echo "  ARGS=--full          train the full model (about 9 min) instead of the quick one (2 min)"
+	@echo "  ARGS=--retrain       train again even if .local/model holds a model"
+	@echo "make test            the whole test suite (sets up the venv, the CDK CLI, Chromium, podman)"
+	@echo "make test-sagemaker  the SageMaker SDK script against moto, in a venv of its own"
+	@echo "make image           build model/Dockerfile (Docker, Podman or buildah); prints the image"
+	@echo "make lock            regenerate model/requirements.lock from model/requirements.in"
+	@echo "make data            fetch the IMDB archive (or find ../shared/data) into ./data"
+	@echo "make train           train the full model into ./artifacts/model"
+	@echo "  ARGS=\"--preset quick --set epochs=3\"   presets: full, quick, original, tiny"
+	@echo "make evaluate        test-split metrics of ./artifacts/model"
+	@echo "make synth           cdk synth every stack offline, with cdk-nag (in .venv-cdk: no torch)"
+	@echo "make deploy          cdk deploy every stack to your AWS account (docs/deploy.md)"
+	@echo "make destroy         remove every stack it deployed"
+	@echo "make setup           only create .venv (every target that needs it does this first)"
+	@echo "make cdk-setup       only create .venv-cdk, the CDK libraries without torch"
+	@echo "make clean           remove cdk.out and test outputs"
 
-# The CPU build of torch first: any other torch spec makes pip fetch a multi-GB CUDA build.
-$(STAMP): pyproject.toml
+# torch's CPU build, asked for by its local version label from PyTorch's CPU index: a plain
+# `torch==X` from PyPI is the several-GB CUDA build on Linux x86_64 (tests/test_torch_build.py).
+# The venv runs the versions the image runs: the image's lock, without its hashes, constrains it.
+TORCH_VERSION := $(shell sed -n 's/^torch==//p' model/requirements.in)
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
+$(STAMP): pyproject.toml $(LOCK)
+	@echo "setup: $(VENV) with torch $(TORCH_VERSION) (CPU build, ~200 MB), the CDK libraries and the test tools;"
+	@echo "setup: the first run takes 2-4 minutes, later runs nothing"
 	python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e '.[cdk,dev]'
+	$(PIP) install -q --extra-index-url $(TORCH_CPU_INDEX) torch==$(TORCH_VERSION)+cpu
+	sed -e '/--hash=/d' -e 's/ \\$$//' $(LOCK) > $(VENV)/constraints.txt
+	$(PIP) install -q -c $(VENV)/constraints.txt -e '.[cdk,dev]'
+	@echo "setup: done ($(VENV))"
 	touch $@
+
+# synth, deploy and destroy need the CDK libraries and nothing of the model's (no torch): a venv of
+# their own, seconds to make, the one CI's deploy job uses. cdk.json's app runs under it.
+CDK_VENV := .venv-cdk
+CDK_STAMP := $(CDK_VENV)/.installed
+$(CDK_STAMP): pyproject.toml
+	@echo "setup: $(CDK_VENV) with the CDK libraries only (about 30 s)"
+	python3 -m venv $(CDK_VENV)
+	$(CDK_VENV)/bin/pip install -q --upgrade pip
+	python3 -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["cdk"]))' > $(CDK_VENV)/requirements.txt
+	$(CDK_VENV)/bin/pip install -q -r $(CDK_VENV)/requirements.txt
+	touch $@
+
+cdk-setup: $(CDK_STAMP)
 
 setup: $(STAMP)
 
@@ -45,8 +81,23 @@ test-sagemaker:
 	.venv-sagemaker/bin/pip install -q 'sagemaker>=2.200,<3' 'moto[s3,sagemaker]>=5,<6' 'pytest>=8,<10'
 	.venv-sagemaker/bin/python -m pytest -p no:cacheprovider --noconftest tests/test_sagemaker_job.py
 
-data: setup
-	$(PY) -m model.download $(ARGS)
+# Prints the built image's reference as its last line (scripts/build_image.py explains the rest).
+image:
+	python3 scripts/build_image.py $(ARGS)
+
+# uv pins every dependency of the image but torch (installed by the Dockerfile from the PyTorch index
+# of its variant), with hashes, for the oldest Python the image is built on (3.11.2: Debian bookworm's,
+# the stand-in base of scripts/build_image.py) and torch's CPU build. Without the PyTorch index (as
+# here): make lock LOCK_TORCH="--find-links <folder holding the torch-2.13.0+cpu wheel>"
+LOCK_TORCH ?= --torch-backend cpu
+lock: setup
+	$(VENV)/bin/uv pip compile --quiet --generate-hashes --no-emit-package torch --no-annotate \
+	  --python-version 3.11.2 --python-platform x86_64-manylinux_2_28 --custom-compile-command "make lock" \
+	  $(LOCK_TORCH) $(ARGS) -o $(LOCK) model/requirements.in
+
+# The data command is standard-library Python: no venv needed (CI's deploy job runs it too).
+data:
+	python3 -m model.download $(ARGS)
 
 # The data command prints the archive it found or fetched (data/, ../shared/data, $$IMDB_DATA).
 train: setup
@@ -55,13 +106,13 @@ train: setup
 evaluate: setup
 	$(PY) -m model.evaluate --model-dir artifacts/model $(ARGS)
 
-synth: setup node_modules/.bin/cdk
+synth: $(CDK_STAMP) node_modules/.bin/cdk
 	npx cdk synth $(ARGS)
 
-deploy: setup node_modules/.bin/cdk
+deploy: $(CDK_STAMP) node_modules/.bin/cdk
 	npx cdk deploy --all --require-approval never $(ARGS)
 
-destroy: setup node_modules/.bin/cdk
+destroy: $(CDK_STAMP) node_modules/.bin/cdk
 	npx cdk destroy --all --force $(ARGS)
 
 clean:

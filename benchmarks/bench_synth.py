@@ -5,7 +5,8 @@
 Times, each ``--repeat`` times into a fresh temporary output folder (so no earlier cloud assembly or
 asset staging is reused):
 * ``npx cdk synth --all -o <tmp>`` (the CLI: node start, then ``cdk.json``'s app command,
-  ``.venv/bin/python app.py``, then the CLI reads the assembly), as ``make synth`` runs it;
+  ``.venv-cdk/bin/python app.py`` (``make cdk-setup``), then the CLI reads the assembly), as
+  ``make synth`` runs it;
 * ``npx cdk synth --all --no-validation``: the same without aws-cdk-lib's built-in
   CloudFormationValidatePlugin (a WASM rule engine that the current aws-cdk-lib registers on every
   synth; a node CPU profile showed its start-up taking most of the synth), to size that cost;
