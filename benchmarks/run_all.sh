@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every benchmark one after the other and keeps each one's raw output in benchmarks/results/.
-#   benchmarks/run_all.sh [name ...]     names: preprocess training serving lambda synth memory tests
+#   benchmarks/run_all.sh [name ...]     names: preprocess training serving lambda synth memory tests image
 # Needs: the peer installed once (../shared/bench/peer_serving/setup.sh /tmp/peer) for `serving`;
 # libtcmalloc-minimal4 (apt) for the tcmalloc rows of `training` and `memory` (skipped without it).
 # Run on a machine with nothing else busy: look at `uptime` first; each result records the load.
@@ -22,6 +22,7 @@ for name in "${names[@]}"; do
     synth)      cmd=($PY benchmarks/bench_synth.py) ;;
     memory)     if [ -f $TC ]; then cmd=($PY benchmarks/bench_memory.py --tcmalloc $TC); else cmd=($PY benchmarks/bench_memory.py); fi ;;
     tests)      cmd=($PY benchmarks/bench_tests.py) ;;
+    image)      cmd=($PY benchmarks/bench_image.py) ;;
     *) echo "unknown benchmark $name" >&2; exit 2 ;;
   esac
   echo "== $name: ${cmd[*]}"
