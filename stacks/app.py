@@ -1,4 +1,4 @@
-"""The CDK app's stacks, one per concern, and ``build`` that wires them (``app.py`` calls it)."""
+"""``build``: every stack of the CDK app on one ``App``, wired one way (the root ``app.py`` calls it)."""
 from __future__ import annotations
 
 from aws_cdk import App, AspectPriority, Aspects, Stack, Tags, Validations
@@ -9,11 +9,9 @@ from .ci import CiRoleStack
 from .common import RouteStrayLambdaLogs
 from .data import DataStack
 from .endpoint import EndpointStack
-from .settings import Settings, SettingsError
+from .settings import Settings
 from .site import SiteStack
 from .training import TrainingStack
-
-__all__ = ["build", "Settings", "SettingsError"]
 
 
 def build(app: App) -> dict[str, Stack]:
