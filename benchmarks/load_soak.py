@@ -44,6 +44,7 @@ NLTK_DATA = REPO.parent / "shared" / "nltk_data"
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "scripts"))
+from model.contract import MAX_BODY_BYTES  # noqa: E402
 from proctable import children  # noqa: E402
 
 WORDS = ("wonderful excellent brilliant superb masterpiece delightful beautiful fantastic enjoyable great "
@@ -51,7 +52,6 @@ WORDS = ("wonderful excellent brilliant superb masterpiece delightful beautiful 
          "story scenes director cast ending music camera script characters screen picture sequel role studio "
          "minutes dialogue acting performance the a and of not no never very really but it this that was is "
          "loved hated watched again time").split()
-MAX_BODY = 131072
 
 
 # --------------------------------------------------------------------------- model and server
@@ -207,7 +207,7 @@ def make_request(rng: random.Random) -> tuple[bytes, dict, set[int], str]:
         (b"   \n", "text/plain", 400), (b'{"text": 5}', "application/json", 400),
         (b"\xff\xfe bad", "text/plain", 400), (b"great", "application/xml", 415),
         (b'{"text": ', "application/json", 400), (b'{"instances": []}', "application/json", 400),
-        (b"a" * (MAX_BODY + 1), "text/plain", 413),
+        (b"a" * (MAX_BODY_BYTES + 1), "text/plain", 413),
     ])
     return bad[0], {"Content-Type": bad[1]}, {bad[2]}, "bad"
 

@@ -11,7 +11,7 @@ prebuilt PyTorch image; our own ``serve`` calls the same functions. The endpoint
 
 Bad input raises ``RequestError`` carrying the HTTP status and a message a person can act on: 415
 unsupported content type; 400 empty or whitespace-only text, invalid UTF-8, malformed JSON, wrong
-types; 413 body over 131072 bytes or more than 64 instances.
+types; 413 body over ``MAX_BODY_BYTES`` or more than ``MAX_INSTANCES`` instances (model/contract.py).
 
 One data path: raw review -> tokens -> ids -> tensor -> probability -> JSON.
 """
@@ -21,10 +21,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-MAX_BODY_BYTES = 131072
-MAX_INSTANCES = 64
-JSON_TYPE = "application/json"
-TEXT_TYPE = "text/plain"
+from .contract import JSON_TYPE, MAX_BODY_BYTES, MAX_INSTANCES, STATUS_PHRASES, TEXT_TYPE
+
 _UTF8_CHARSETS = frozenset({"utf-8", "utf8", "us-ascii", "ascii"})
 _DIGITS = 6  # scores and weights are rounded to this many decimals
 
@@ -42,14 +40,10 @@ class RequestError(ValueError, _ToolkitError):
         ValueError.__init__(self, message)
         self.status = self.status_code = status
         self.message = message
-        self.phrase = _PHRASES.get(status, "Bad Request")
+        self.phrase = STATUS_PHRASES.get(status, "Bad Request")
 
     def __str__(self) -> str:
         return self.message
-
-
-_PHRASES = {400: "Bad Request", 413: "Payload Too Large", 415: "Unsupported Media Type",
-            503: "Service Unavailable"}
 
 
 @dataclass(frozen=True)

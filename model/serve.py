@@ -45,6 +45,8 @@ import time
 import traceback
 from typing import Any
 
+from . import contract
+
 MAX_HEADER_BYTES = 16384
 MAX_CHUNKED_OVERHEAD = 65536   # chunk-size lines and trailers allowed on top of the body limit
 IDLE_TIMEOUT_S = 75.0          # a keep-alive connection with nothing in flight
@@ -56,11 +58,8 @@ GRACE_S = 30.0                 # SIGTERM: how long workers may take to finish wh
 STALL_S = 0.1                  # a worker scoring one batch for longer is passed over by the balancing
 RECHECK_S = 0.1                # how often a worker that leaves new connections to others looks again
 
-JSON_TYPE = b"application/json"
-_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
-            408: "Request Timeout", 411: "Length Required", 413: "Payload Too Large",
-            415: "Unsupported Media Type", 431: "Request Header Fields Too Large",
-            500: "Internal Server Error", 503: "Service Unavailable"}
+JSON_TYPE = contract.JSON_TYPE.encode()
+_REASONS = contract.STATUS_PHRASES
 _READ, _WRITE = 0x001, 0x004          # EPOLLIN, EPOLLOUT
 _HUP = 0x008 | 0x010                  # EPOLLERR | EPOLLHUP
 

@@ -15,14 +15,14 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
+from model.contract import MAX_BODY_BYTES
+
 from .common import ARCHITECTURE, PYTHON_RUNTIME, ack, log_group
 from .endpoint import EndpointStack
+from .request_limits import INTEGRATION_TIMEOUT_S, LAMBDA_TIMEOUT_S
 from .settings import REPO_ROOT, Settings
 
 STAGE = "api"
-MAX_TEXT = 131072  # the endpoint's body limit (docs/architecture.md); the handler checks bytes
-# The proxy's own InvokeEndpoint budget is ~27 s (lambda/proxy/handler.py); API Gateway gives up at 29 s.
-LAMBDA_TIMEOUT = Duration.seconds(28)
 
 
 class ApiStack(Stack):
@@ -48,7 +48,7 @@ class ApiStack(Stack):
             runtime=PYTHON_RUNTIME, architecture=ARCHITECTURE,
             code=lambda_.Code.from_asset(str(REPO_ROOT / "lambda" / "proxy"), exclude=["__pycache__", "*.pyc"]),
             handler="handler.handler",
-            timeout=LAMBDA_TIMEOUT, memory_size=256,
+            timeout=Duration.seconds(LAMBDA_TIMEOUT_S), memory_size=256,
             environment={"ENDPOINT_NAME": endpoint_name},
             role=role, log_group=proxy_logs,
             tracing=lambda_.Tracing.ACTIVE if settings.xray_tracing else None,
@@ -95,14 +95,16 @@ class ApiStack(Stack):
                 schema=apigw.JsonSchemaVersion.DRAFT4, title="PredictRequest", type=apigw.JsonSchemaType.OBJECT,
                 required=["text"], additional_properties=False,
                 properties={
-                    "text": apigw.JsonSchema(type=apigw.JsonSchemaType.STRING, min_length=1, max_length=MAX_TEXT),
+                    # characters here; the proxy and the endpoint count the body's bytes
+                    "text": apigw.JsonSchema(type=apigw.JsonSchemaType.STRING, min_length=1,
+                                             max_length=MAX_BODY_BYTES),
                     "explain": apigw.JsonSchema(type=apigw.JsonSchemaType.BOOLEAN),
                 }))
         validator = self.api.add_request_validator("BodyValidator", validate_request_body=True,
                                                    validate_request_parameters=True)
         predict = self.api.root.add_resource("predict")
         self.method = predict.add_method(
-            "POST", apigw.LambdaIntegration(self.function, timeout=Duration.seconds(29)),
+            "POST", apigw.LambdaIntegration(self.function, timeout=Duration.seconds(INTEGRATION_TIMEOUT_S)),
             request_validator=validator, request_models={"application/json": model})
         ack(self.method, "AwsSolutions-APIG4",
             "A public demo API: anyone may classify a review. Abuse is bounded by stage throttling "
@@ -124,8 +126,9 @@ class ApiStack(Stack):
         """API Gateway's own errors in the API's error shape ``{"error": "..."}``."""
         shapes = {
             "BadBody": (apigw.ResponseType.BAD_REQUEST_BODY, "400",
-                        {"error": "The body must be JSON {\"text\": \"<review, 1-131072 characters>\", "
-                                  "\"explain\": true|false} with Content-Type: application/json"}),
+                        {"error": "The body must be JSON {\"text\": "
+                                  f"\"<review, 1-{MAX_BODY_BYTES} characters>\", \"explain\": true|false}} "
+                                  "with Content-Type: application/json"}),
             "Throttled": (apigw.ResponseType.THROTTLED, "429",
                           {"error": "Too many requests right now: wait a moment and try again"}),
         }
