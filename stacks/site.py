@@ -16,8 +16,10 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_deployment as s3deploy
 from constructs import Construct
 
+from . import security_headers as web_headers
 from .api import STAGE, ApiStack
 from .common import access_logs_bucket, ack, ack_bucket_deployment, log_group, private_bucket
+from .request_limits import ORIGIN_READ_TIMEOUT_S
 from .settings import REPO_ROOT, Settings
 
 # Regions whose S3 buckets CloudFront does not deliver standard logs to (opt-in regions; CloudFront
@@ -26,21 +28,6 @@ from .settings import REPO_ROOT, Settings
 NO_CLOUDFRONT_LOG_REGIONS = ("af-south-1", "ap-east-1", "ap-south-2", "ap-southeast-3", "ap-southeast-4",
                              "ca-west-1", "eu-central-2", "eu-south-1", "eu-south-2", "il-central-1",
                              "me-central-1", "me-south-1")
-
-CONTENT_SECURITY_POLICY = "; ".join([
-    "default-src 'self'",
-    "script-src 'self'",
-    "style-src 'self'",
-    "img-src 'self' data:",
-    "connect-src 'self'",
-    "font-src 'self'",
-    "object-src 'none'",
-    "base-uri 'none'",
-    "form-action 'self'",
-    "frame-ancestors 'none'",
-    "upgrade-insecure-requests",
-])
-
 
 class SiteStack(Stack):
     def __init__(self, scope: Construct, id: str, *, settings: Settings, api: ApiStack, **kwargs) -> None:
@@ -55,25 +42,27 @@ class SiteStack(Stack):
             comment="Strict CSP and security headers for the sentiment page and its API",
             security_headers_behavior=cloudfront.ResponseSecurityHeadersBehavior(
                 content_security_policy=cloudfront.ResponseHeadersContentSecurityPolicy(
-                    content_security_policy=CONTENT_SECURITY_POLICY, override=True),
+                    content_security_policy=web_headers.content_security_policy(https=True), override=True),
                 strict_transport_security=cloudfront.ResponseHeadersStrictTransportSecurity(
-                    access_control_max_age=Duration.days(365), include_subdomains=True, override=True),
+                    access_control_max_age=Duration.days(web_headers.HSTS_MAX_AGE_DAYS), include_subdomains=True,
+                    override=True),
                 content_type_options=cloudfront.ResponseHeadersContentTypeOptions(override=True),
                 frame_options=cloudfront.ResponseHeadersFrameOptions(
-                    frame_option=cloudfront.HeadersFrameOption.DENY, override=True),
+                    frame_option=cloudfront.HeadersFrameOption[web_headers.FRAME_OPTIONS], override=True),
                 referrer_policy=cloudfront.ResponseHeadersReferrerPolicy(
-                    referrer_policy=cloudfront.HeadersReferrerPolicy.STRICT_ORIGIN_WHEN_CROSS_ORIGIN, override=True),
+                    referrer_policy=cloudfront.HeadersReferrerPolicy[
+                        web_headers.REFERRER_POLICY.upper().replace("-", "_")], override=True),
             ),
             custom_headers_behavior=cloudfront.ResponseCustomHeadersBehavior(custom_headers=[
-                cloudfront.ResponseCustomHeader(header="Permissions-Policy",
-                                                value="camera=(), microphone=(), geolocation=()", override=True),
+                cloudfront.ResponseCustomHeader(header="Permissions-Policy", value=web_headers.PERMISSIONS_POLICY,
+                                                override=True),
             ]),
         )
 
         api_origin = origins.HttpOrigin(
             api.api_domain, protocol_policy=cloudfront.OriginProtocolPolicy.HTTPS_ONLY,
             origin_ssl_protocols=[cloudfront.OriginSslPolicy.TLS_V1_2],
-            read_timeout=Duration.seconds(30))
+            read_timeout=Duration.seconds(ORIGIN_READ_TIMEOUT_S))
         self.distribution = cloudfront.Distribution(
             self, "Distribution",
             comment="Movie review sentiment: page and /api",

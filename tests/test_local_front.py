@@ -1,4 +1,7 @@
-"""scripts/local_front.py: HTTP <-> API Gateway proxy events, static files, and the chain end to end."""
+"""scripts/local_front.py: the server (static files, the Lambda in-process) and the chain end to end.
+
+Its event translation, without sockets: tests/test_proxy_integration.py.
+"""
 from __future__ import annotations
 
 import base64
@@ -14,79 +17,6 @@ from fixtures_local import (NEGATIVE_REVIEW, POSITIVE_REVIEW, PYTHON, REPO, Fron
                             load_module, post_json)
 
 front_mod = load_module("local_front_under_test", REPO / "scripts" / "local_front.py")
-
-
-# --------------------------------------------------------------------------- event translation
-
-def test_event_for_a_json_post():
-    ev = front_mod.build_event(
-        "post", "/predict?a=1&b=two&a=3&empty=",
-        [("Host", "127.0.0.1:8000"), ("Content-Type", "application/json"), ("X-Dup", "1"), ("X-Dup", "2"),
-         ("User-Agent", "pytest")],
-        b'{"text": "caf\xc3\xa9"}', source_ip="10.1.2.3", request_id="rid")
-    assert ev["httpMethod"] == "POST"
-    assert ev["resource"] == "/predict" and ev["path"] == "/predict" and ev["pathParameters"] is None
-    assert ev["headers"]["Content-Type"] == "application/json"
-    assert ev["headers"]["X-Dup"] == "2" and ev["multiValueHeaders"]["X-Dup"] == ["1", "2"]
-    assert ev["queryStringParameters"] == {"a": "3", "b": "two", "empty": ""}
-    assert ev["multiValueQueryStringParameters"] == {"a": ["1", "3"], "b": ["two"], "empty": [""]}
-    assert ev["body"] == '{"text": "café"}' and ev["isBase64Encoded"] is False
-    rc = ev["requestContext"]
-    assert rc["requestId"] == "rid" and rc["stage"] == "local" and rc["httpMethod"] == "POST"
-    assert rc["identity"]["sourceIp"] == "10.1.2.3" and rc["identity"]["userAgent"] == "pytest"
-    assert rc["resourcePath"] == "/predict" and rc["domainName"] == "127.0.0.1:8000"
-    assert isinstance(rc["requestTimeEpoch"], int)
-    assert ev["stageVariables"] is None
-    json.dumps(ev)  # an event is plain JSON
-
-
-def test_event_without_body_or_query():
-    ev = front_mod.build_event("GET", "/other/path%20x", [], b"")
-    assert ev["body"] is None and ev["isBase64Encoded"] is False
-    assert ev["queryStringParameters"] is None and ev["multiValueQueryStringParameters"] is None
-    assert ev["headers"] is None and ev["multiValueHeaders"] is None
-    assert ev["resource"] == "/{proxy+}" and ev["pathParameters"] == {"proxy": "other/path x"}
-    assert ev["path"] == "/other/path x"
-
-
-@pytest.mark.parametrize("ctype, body, b64", [
-    ("application/json", b"\xff\xfe not utf-8", True),
-    ("application/octet-stream", b"plain ascii", True),
-    ("image/png", b"\x89PNG", True),
-    ("text/plain; charset=utf-8", "ok ✓".encode(), False),
-    ("application/vnd.api+json", b"{}", False),
-    (None, b"text without a type", False),
-])
-def test_binary_bodies_are_base64(ctype, body, b64):
-    headers = [("Content-Type", ctype)] if ctype else []
-    ev = front_mod.build_event("POST", "/predict", headers, body)
-    assert ev["isBase64Encoded"] is b64
-    assert (base64.b64decode(ev["body"]) if b64 else ev["body"].encode()) == body
-
-
-def test_lambda_response_translation():
-    status, headers, body = front_mod.http_from_lambda({
-        "statusCode": 201, "headers": {"Content-Type": "application/json", "X-A": "single"},
-        "multiValueHeaders": {"X-A": ["m1", "m2"], "Set-Cookie": ["a=1", "b=2"]},
-        "body": '{"ok": "✓"}', "isBase64Encoded": False})
-    assert status == 201
-    assert ("X-A", "m1") in headers and ("X-A", "m2") in headers and ("X-A", "single") not in headers
-    assert ("Set-Cookie", "a=1") in headers and ("Content-Type", "application/json") in headers
-    assert body == '{"ok": "✓"}'.encode()
-    status, _, body = front_mod.http_from_lambda({"statusCode": 200, "body": base64.b64encode(b"\x00\x01").decode(),
-                                                  "isBase64Encoded": True})
-    assert body == b"\x00\x01"
-    assert front_mod.http_from_lambda({"statusCode": 204})[2] == b""
-
-
-@pytest.mark.parametrize("bad", [None, "x", {"statusCode": 99}, {"statusCode": "abc"}, {"statusCode": True},
-                                 {"statusCode": 200, "body": 5},
-                                 {"statusCode": 200, "body": "!!", "isBase64Encoded": True},
-                                 {"statusCode": 200, "headers": {"X": "a\r\nInjected: 1"}},
-                                 {"statusCode": 200, "multiValueHeaders": {"X": "not a list"}}])
-def test_malformed_lambda_responses_are_rejected(bad):
-    with pytest.raises(front_mod.LambdaResponseError):
-        front_mod.http_from_lambda(bad)
 
 
 # --------------------------------------------------------------------------- the server, in-process
@@ -135,7 +65,8 @@ def test_http_request_becomes_the_event(inprocess_front):
     assert event["headers"]["X-Forwarded-For"] == "127.0.0.1"
     assert event["isBase64Encoded"] is True and base64.b64decode(event["body"]) == b"\xff\x00binary"
     assert context.aws_request_id == event["requestContext"]["requestId"]
-    assert 0 < context.get_remaining_time_in_millis() <= 29_000
+    from stacks.request_limits import LAMBDA_TIMEOUT_S
+    assert 0 < context.get_remaining_time_in_millis() <= LAMBDA_TIMEOUT_S * 1000  # the cloud Lambda's
 
     request(url + "/predict", data=b"", method="OPTIONS")
     assert seen[-1][0]["httpMethod"] == "OPTIONS" and seen[-1][0]["body"] is None
@@ -197,21 +128,15 @@ def test_the_about_page_states_what_the_docs_state():
     assert "words_read" in about and '{"error": ' in about
 
 
-def test_security_headers_match_the_cloud():
-    """The local CSP is the CloudFront policy's (stacks/site.py), less what needs HTTPS."""
-    import ast
-    site = REPO / "stacks" / "site.py"
-    if not site.is_file():
-        pytest.skip("stacks/site.py is not there")
-    cloud = None
-    for node in ast.walk(ast.parse(site.read_text())):
-        if (isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "CONTENT_SECURITY_POLICY"
-                                                 for t in node.targets)):
-            cloud = ast.literal_eval(node.value.args[0]) if isinstance(node.value, ast.Call) \
-                else ast.literal_eval(node.value).split("; ")
-    assert cloud, "CONTENT_SECURITY_POLICY not found in stacks/site.py"
-    local = front_mod.CONTENT_SECURITY_POLICY.split("; ")
-    assert set(local) == set(cloud) - {"upgrade-insecure-requests"}
+def test_the_page_gets_the_clouds_security_headers_less_what_needs_https(inprocess_front):
+    """stacks/security_headers.py is the one list; tests/test_stacks_site.py holds CloudFront's policy to it."""
+    from stacks.security_headers import security_headers
+
+    url, _, _ = inprocess_front
+    for path in ("/", "/app.js", "/config.json", "/nope", "/predict"):
+        _, headers, _ = request(url + path)
+        sent = {name: headers[name] for name in security_headers(https=True) if name in headers}
+        assert sent == security_headers(https=False), path
 
 
 def test_oversized_and_chunked_requests_are_refused_before_the_lambda(inprocess_front):

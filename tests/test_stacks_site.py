@@ -71,6 +71,42 @@ def test_strict_content_security_policy(app_default):
     assert config["CacheBehaviors"][0]["ResponseHeadersPolicyId"] == policy_ref
 
 
+def test_cloudfront_sends_the_one_list_of_security_headers(app_default):
+    """The policy, rendered as the headers a browser gets, is stacks/security_headers.py's list (which the
+    local front sends too, less what needs HTTPS: tests/test_local_front.py)."""
+    from stacks.security_headers import security_headers
+
+    (policy,) = app_default.resources("site", "AWS::CloudFront::ResponseHeadersPolicy").values()
+    config = policy["Properties"]["ResponseHeadersPolicyConfig"]
+    sec = config["SecurityHeadersConfig"]
+    assert set(sec) == {"ContentSecurityPolicy", "ContentTypeOptions", "FrameOptions", "ReferrerPolicy",
+                        "StrictTransportSecurity"}
+    hsts = sec["StrictTransportSecurity"]
+    sent = {
+        "Content-Security-Policy": sec["ContentSecurityPolicy"]["ContentSecurityPolicy"],
+        "X-Content-Type-Options": "nosniff",
+        "X-Frame-Options": sec["FrameOptions"]["FrameOption"],
+        "Referrer-Policy": sec["ReferrerPolicy"]["ReferrerPolicy"],
+        "Strict-Transport-Security": f"max-age={hsts['AccessControlMaxAgeSec']}"
+                                     + ("; includeSubDomains" if hsts.get("IncludeSubdomains") else "")
+                                     + ("; preload" if hsts.get("Preload") else ""),
+        **{h["Header"]: h["Value"] for h in config["CustomHeadersConfig"]["Items"]},
+    }
+    assert sent == security_headers(https=True)
+    assert all(v["Override"] for v in [*sec.values(), *config["CustomHeadersConfig"]["Items"]])
+
+
+def test_plain_http_leaves_out_only_what_needs_https():
+    from stacks.security_headers import HTTPS_CSP_DIRECTIVES, security_headers
+
+    cloud, local = security_headers(https=True), security_headers(https=False)
+    assert set(cloud) - set(local) == {"Strict-Transport-Security"}
+    assert [d for d in cloud["Content-Security-Policy"].split("; ") if d not in HTTPS_CSP_DIRECTIVES] == \
+        local["Content-Security-Policy"].split("; ")
+    assert {k: v for k, v in cloud.items() if k not in ("Strict-Transport-Security", "Content-Security-Policy")} == \
+        {k: v for k, v in local.items() if k != "Content-Security-Policy"}
+
+
 def test_page_and_config_json_are_deployed(app_default):
     (deployment,) = app_default.resources("site", "Custom::CDKBucketDeployment").values()
     props = deployment["Properties"]
