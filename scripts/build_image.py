@@ -270,6 +270,7 @@ class OfflinePlan:
     build_args: dict[str, str] = field(default_factory=dict)
     volumes: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    scratch: Path | None = None  # the folder mounted at /mnt, removed after the build
 
 
 def offline_plan(builder: Builder, torch_version: str, torch_variant: str) -> OfflinePlan:
@@ -284,9 +285,10 @@ def offline_plan(builder: Builder, torch_version: str, torch_variant: str) -> Of
         plan.notes.append(f"{builder.name} cannot mount into a build: the build downloads as on any host "
                           "(use podman or buildah on a machine without the internet)")
         return plan
-    scratch = WORK / "mnt"
-    shutil.rmtree(scratch, ignore_errors=True)
-    scratch.mkdir(parents=True)
+    WORK.mkdir(parents=True, exist_ok=True)
+    # one per build: two builds at once (a test run beside a benchmark) must not share it
+    scratch = Path(tempfile.mkdtemp(prefix="mnt-", dir=WORK))
+    plan.scratch = scratch
     plan.volumes.append(f"{scratch}:{MOUNT}:ro")
     if need_torch:
         wheels = torch_wheel_folder(torch_version, torch_variant)
@@ -358,13 +360,16 @@ def main(argv: list[str] | None = None) -> int:
         say(f"building {tag}")
         if args.quiet:
             WORK.mkdir(parents=True, exist_ok=True)
-            log = WORK / "build.log"
+            log = WORK / f"build-{os.getpid()}.log"
             with open(log, "w") as fh:
                 rc = run(cmd, stdout=fh, stderr=subprocess.STDOUT).returncode
             if rc:
                 print(log.read_text()[-6000:], file=sys.stderr)
+            log.unlink(missing_ok=True)
         else:
             rc = run(cmd, stdout=sys.stderr).returncode
+        if plan.scratch is not None:
+            shutil.rmtree(plan.scratch, ignore_errors=True)
         if rc:
             raise BuildError(f"{builder.name} build failed (exit {rc})")
         builder.tag(tag, f"{REPOSITORY}:latest")
