@@ -43,7 +43,7 @@ def main() -> int:
     from model.data import load, split_validation
     from model.hyperparameters import preset
     from model.preprocess import Preprocessor
-    from model.training import configure_threads, seed_everything
+    from model.training_loop import configure_threads, seed_everything
     from model.vocab import Vocabulary
 
     hp = preset("original")

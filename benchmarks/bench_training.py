@@ -12,8 +12,8 @@ here with the original tokens:
   every step, the output read at ``length - 1``, ``BCELoss`` on the sigmoid, batches of 512 from a
   ``DataLoader``; run in a default process (glibc's malloc and libgomp's wait policy untouched).
 * ours: ``model.network.LSTMClassifier`` with the same hyperparameters, fed our length-bucketed
-  batches padded only to their own longest review (``model.training.bucketed_batches`` /
-  ``pad_batch``), ``BCEWithLogitsLoss``: the inner loop of ``model.training.fit``, in a process set
+  batches padded only to their own longest review (``model.training_loop.bucketed_batches`` /
+  ``pad_batch``), ``BCEWithLogitsLoss``: the inner loop of ``model.training_loop.fit``, in a process set
   up as ``python -m model.train`` sets itself up (``tune_malloc()``, ``OMP_WAIT_POLICY=PASSIVE``).
 
 Each configuration runs in a fresh child process (malloc and OpenMP settings are per process and
@@ -117,7 +117,7 @@ def child(args) -> int:
     from torch import nn
 
     from model.hyperparameters import preset
-    from model.training import bucketed_batches, configure_threads, seed_everything
+    from model.training_loop import bucketed_batches, configure_threads, seed_everything
     from model.network import LSTMClassifier, pad_batch
     import random
 
@@ -162,7 +162,7 @@ def child(args) -> int:
             for idx in plan:
                 yield idx
 
-        def step(idx):  # model.training.fit's inner loop (grad_clip is 0 in this preset)
+        def step(idx):  # model.training_loop.fit's inner loop (grad_clip is 0 in this preset)
             b_ids, lens = pad_batch([ids[i] for i in idx])
             y = torch.tensor([labels[i] for i in idx], dtype=torch.float32)
             optimizer.zero_grad(set_to_none=True)
@@ -205,7 +205,7 @@ def prepare(data_path: str) -> tuple[dict, dict]:
     from model.data import load, split_validation
     from model.hyperparameters import preset
     from model.preprocess import Preprocessor
-    from model.training import bucketed_batches
+    from model.training_loop import bucketed_batches
     from model.vocab import Vocabulary
     import random
 

@@ -18,7 +18,7 @@ def evaluate(model_dir: Path, data_path: Path, split: str = "test", workers: int
              progress: bool = True) -> dict:
     from . import artifact, data
     from .metrics import binary_metrics
-    from .training import Encoded, configure_threads, pick_device, score
+    from .training_loop import Encoded, configure_threads, pick_device, score
 
     threads = configure_threads(workers)
     loaded = artifact.load(model_dir)

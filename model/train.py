@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
 
         # a missing or bad channel fails before torch loads
         dataset = load(args.data or paths.data, unlabelled=hp.embedding_init != "none")
-        from .training import fit
+        from .training_loop import fit
 
         model_dir = args.model_dir or paths.model_dir
         metrics = fit(dataset, hp, model_dir, progress=not args.quiet, evaluate_test=not args.no_test)

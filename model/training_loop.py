@@ -1,4 +1,8 @@
-"""Training: reviews -> tokens -> vocabulary -> ids -> length-bucketed batches -> best-epoch model."""
+"""The training loop: reviews -> tokens -> vocabulary -> ids -> length-bucketed batches -> best-epoch model.
+
+``fit`` is called by the ``train`` command (model/train.py, SageMaker's training contract), which reads
+the job's paths and hyperparameters; this module reads no SageMaker path or variable.
+"""
 from __future__ import annotations
 
 import copy

@@ -18,7 +18,7 @@ from model import artifact, train  # noqa: E402
 from model.data import load  # noqa: E402
 from model.hyperparameters import preset  # noqa: E402
 from model.metrics import LOGGED_METRICS, metric_definitions  # noqa: E402
-from model.training import fit  # noqa: E402
+from model.training_loop import fit  # noqa: E402
 
 TINY = {"workers": "1"}
 
