@@ -1,6 +1,6 @@
 """Latency at concurrency 1: model/serve.py before the accept balancing (591b3a4) vs now, interleaved.
 
-    NLTK_DATA=../shared/nltk_data .venv/bin/python benchmarks/explore_balance_latency.py
+    NLTK_DATA=../shared/nltk_data .venv/bin/python benchmarks/experiments/explore_balance_latency.py
 
 One keep-alive connection, 1,500 requests of a ~230-word review (the first 200 dropped), 2 workers,
 one thread each, bench_serving's original-size model; 3 rounds, old and new alternating. Checks that
@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "benchmarks")); sys.path.insert(0, str(REPO))
 from bench_serving import build_our_model, free_port
 REVIEW = ("This film was a wonderful surprise. The acting is superb, the story moving, and the music "

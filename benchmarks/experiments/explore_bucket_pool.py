@@ -1,9 +1,9 @@
 """Experiment: `train` with smaller length-bucket pools, to see what the bucketing does to accuracy.
 
-    NLTK_DATA=../shared/nltk_data .venv/bin/python benchmarks/explore_bucket_pool.py --pool-batches 8 \\
+    NLTK_DATA=../shared/nltk_data .venv/bin/python benchmarks/experiments/explore_bucket_pool.py --pool-batches 8 \\
         [-- --preset original]
 
-``model.training.bucketed_batches`` sorts pools of 50 batches by length. With the original
+``model.training_loop.bucketed_batches`` sorts pools of 50 batches by length. With the original
 configuration's batch of 512 a pool (25,600 reviews) holds the whole training split (22,500), so the
 batches hardly change from one epoch to the next. This runs ``python -m model.train`` in-process (its
 own ``main``: same threads, malloc and OpenMP settings) with pools of ``--pool-batches`` batches instead,
@@ -20,7 +20,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import _common  # noqa: E402
 from _common import footer, header  # noqa: E402
 
@@ -35,7 +35,7 @@ def main() -> int:
     _common.set_nltk_data()
     header(f"train with length-bucket pools of {args.pool_batches} batches")
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # what train's main sets, before torch loads
-    from model import train, training
+    from model import train, training_loop
 
     def bucketed_batches(lengths, batch_size, rng: random.Random):
         order = list(range(len(lengths)))
@@ -53,7 +53,7 @@ def main() -> int:
                   f"({padded / sum(lengths):.2f}x the real tokens)", flush=True)
         return batches
 
-    training.bucketed_batches = bucketed_batches
+    training_loop.bucketed_batches = bucketed_batches
     with tempfile.TemporaryDirectory(prefix="explore_pool_") as tmp:
         argv = ["--data", str(_common.DATA), "--model-dir", tmp, "--quiet", *extra]
         print("train " + " ".join(argv), flush=True)

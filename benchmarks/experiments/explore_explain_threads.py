@@ -1,6 +1,6 @@
 """Experiment: model/explain.py's one-direction occlusion recurrence split over two threads.
 
-    NLTK_DATA=../shared/nltk_data .venv/bin/python benchmarks/explore_explain_threads.py
+    NLTK_DATA=../shared/nltk_data .venv/bin/python benchmarks/experiments/explore_explain_threads.py
 
 The occluded rows are independent, so rows [0, k) and [k, n) can advance on two threads (k = n(1-1/sqrt 2)
 balances their row-steps). Same result to the bit as ``occlusion_probabilities``; timed against it,
@@ -10,7 +10,7 @@ interleaved, on bench_serving's original-size model and ~230-word review. Measur
 import sys, time, math, tempfile
 from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
-sys.path.insert(0, str(Path(__file__).resolve().parent)); sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1])); sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import torch
 torch.set_num_threads(1)
 from model import inference

@@ -1,6 +1,6 @@
 """Experiment: model/explain.py's occlusion recurrence as one TorchScript function (no Python per step).
 
-    NLTK_DATA=../shared/nltk_data .venv/bin/python benchmarks/explore_explain_script.py
+    NLTK_DATA=../shared/nltk_data .venv/bin/python benchmarks/experiments/explore_explain_script.py
 
 ``occlusion_probabilities`` runs ~10 small torch calls per step of a Python loop (170 steps for a
 ~230-word review). Here the same recurrence (same arithmetic, same order) is one ``torch.jit.script``
@@ -16,8 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import _common  # noqa: E402
 from _common import footer, header  # noqa: E402
 

@@ -1,6 +1,6 @@
 """Experiment: how `serve` spreads keep-alive connections over its workers, and what an even spread gives.
 
-    NLTK_DATA=../shared/nltk_data .venv/bin/python benchmarks/explore_serve_balance.py [--rounds 2] [--reuseport]
+    NLTK_DATA=../shared/nltk_data .venv/bin/python benchmarks/experiments/explore_serve_balance.py [--rounds 2] [--reuseport]
 
 A/B on the same machine, alternated: (a) "before": a temporary copy of ``model/`` with ``serve.py`` as
 it was at BEFORE_REV (all workers wait on the one listening socket with EPOLLEXCLUSIVE; the worker the
@@ -29,7 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import _common  # noqa: E402
 from _common import footer, header  # noqa: E402
 
