@@ -42,8 +42,7 @@ class Hyperparameters:
     num_layers: int = 1
     bidirectional: bool = True
     dropout: float = 0.4
-    # "last": the state after the last real token (the original); "+max", "+mean": plus max- and
-    # mean-pooling over the review (chosen by validation accuracy: docs/model-card.md)
+    # one of POOLINGS, chosen by validation accuracy (docs/model-card.md)
     pooling: str = "last+max+mean"
     # Probability of replacing a training token by <unk> (never at scoring time): the net cannot
     # lean on any single word, such as a film's title or cast, that a test review won't have.

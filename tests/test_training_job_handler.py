@@ -14,6 +14,7 @@ from botocore.stub import ANY, Stubber
 from hypothesis import given
 from hypothesis import strategies as st
 
+from model.hyperparameters import FALSE_WORDS, TRUE_WORDS, parse_bool
 from model.metrics import LOGGED_METRICS, metric_attribute
 
 HANDLER = Path(__file__).resolve().parent.parent / "lambda" / "training_job" / "handler.py"
@@ -372,6 +373,12 @@ def test_metric_attribute_names_are_plain(name):
 def test_metric_attribute_examples(handler):
     assert handler.metric_attribute("validation:accuracy") == "Metric_validation_accuracy"
     assert handler.metric_attribute("test:f1") == "Metric_test_f1"
+
+
+@pytest.mark.parametrize("word", TRUE_WORDS + FALSE_WORDS + tuple(w.upper() for w in TRUE_WORDS + FALSE_WORDS))
+def test_flags_read_true_and_false_as_the_package_does(word):
+    """Its own copy of model.hyperparameters.parse_bool's words (the stack writes "true"/"false")."""
+    assert _SHARED._flag(word) is parse_bool(word)
 
 
 @given(st.one_of(st.sampled_from(LOGGED_METRICS), st.text(min_size=1, max_size=60)))
