@@ -28,7 +28,6 @@ import http.client
 import json
 import os
 import random
-import signal
 import socket
 import statistics
 import subprocess
@@ -45,7 +44,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "scripts"))
 from model.contract import MAX_BODY_BYTES  # noqa: E402
-from proctable import children  # noqa: E402
+from proctable import children, stop_group  # noqa: E402
 
 WORDS = ("wonderful excellent brilliant superb masterpiece delightful beautiful fantastic enjoyable great "
          "terrible awful boring worst waste horrible dull disappointing stupid mess movie film plot actors "
@@ -137,21 +136,7 @@ class Server:
         return children(self.pid)
 
     def stop(self, timeout: float = 40.0) -> int | None:
-        if self.proc.poll() is None:
-            try:
-                os.kill(self.pid, signal.SIGTERM)
-                self.proc.wait(timeout)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                pass
-        try:
-            os.killpg(self.pid, signal.SIGKILL)  # whatever is left of its group
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            pass
-        return self.proc.returncode
+        return stop_group(self.proc, timeout)
 
     def log_events(self) -> list[dict]:
         out = []

@@ -6,6 +6,8 @@ this is the one reader they share.
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -53,3 +55,23 @@ def children(pid: int) -> list[int]:
 def group_cpu_seconds(pgid: int) -> float:
     """User + system CPU seconds of the live processes of a group (a server and its workers)."""
     return sum(p.cpu_ticks for p in processes() if p.pgrp == pgid) / os.sysconf("SC_CLK_TCK")
+
+
+def stop_group(proc: subprocess.Popen, timeout: float) -> int | None:
+    """SIGTERM a group's leader (started with ``start_new_session``) and wait up to ``timeout`` for it to
+    drain, then SIGKILL whatever is left of its group; its exit code, or None if it never exited."""
+    if proc.poll() is None:
+        try:
+            os.kill(proc.pid, signal.SIGTERM)
+            proc.wait(timeout)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        pass
+    return proc.returncode
