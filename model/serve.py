@@ -14,6 +14,9 @@ Settings, as SageMaker's own toolkits read them (flags win):
   SM_MODEL_DIR                    the model (else $SAGEMAKER_BASE_DIR/model, else /opt/ml/model)
   OMP_NUM_THREADS                 torch threads per worker (CPUs / workers)
   SERVE_HOST                      address to listen on (0.0.0.0; tests and local runs: 127.0.0.1)
+  SERVE_IDLE_TIMEOUT              seconds a keep-alive connection may wait with nothing in flight (75)
+  SERVE_READ_TIMEOUT              seconds a request may take to arrive, once started (30): then 408
+  SERVE_GRACE                     seconds after SIGTERM for the workers to finish (30): then SIGKILL
 
 Design. The master binds the port, imports torch and loads the model once, then forks the workers,
 which share the weights copy-on-write (no second import, no second load: a replaced worker is up in
@@ -49,12 +52,13 @@ from . import contract
 
 MAX_HEADER_BYTES = 16384
 MAX_CHUNKED_OVERHEAD = 65536   # chunk-size lines and trailers allowed on top of the body limit
-IDLE_TIMEOUT_S = 75.0          # a keep-alive connection with nothing in flight
-READ_TIMEOUT_S = 30.0          # a request must arrive completely within this, once started
+IDLE_TIMEOUT_S = 75.0          # default: a keep-alive connection with nothing in flight
+READ_TIMEOUT_S = 30.0          # default: a request must arrive completely within this, once started
 LINGER_S = 2.0                 # after a final answer, read (and drop) what the caller still sends
 MAX_CONNECTIONS = 1000         # per worker; beyond it, new connections wait in the backlog
 BATCH_TEXTS = 64               # reviews scored in one forward pass at most
-GRACE_S = 30.0                 # SIGTERM: how long workers may take to finish what they have
+GRACE_S = 30.0                 # default: after SIGTERM, how long workers may finish what they have
+STABLE_S = 5.0                 # a worker that lived this long did not crash-loop: its back-off resets
 STALL_S = 0.1                  # a worker scoring one batch for longer is passed over by the balancing
 RECHECK_S = 0.1                # how often a worker that leaves new connections to others looks again
 
@@ -68,9 +72,11 @@ _HUP = 0x008 | 0x010                  # EPOLLERR | EPOLLHUP
 
 class Config:
     def __init__(self, model_dir: str, host: str, port: int, workers: int, timeout: float,
-                 threads: int):
+                 threads: int, idle_timeout: float = IDLE_TIMEOUT_S,
+                 read_timeout: float = READ_TIMEOUT_S, grace: float = GRACE_S):
         self.model_dir, self.host, self.port = model_dir, host, port
         self.workers, self.timeout, self.threads = workers, timeout, threads
+        self.idle_timeout, self.read_timeout, self.grace = idle_timeout, read_timeout, grace
 
     @classmethod
     def from_args(cls, argv: list[str] | None = None, env: dict[str, str] | None = None) -> "Config":
@@ -82,11 +88,17 @@ class Config:
         p.add_argument("--port", type=int, help="port (default $SAGEMAKER_BIND_TO_PORT or 8080)")
         p.add_argument("--workers", type=int, help="worker processes (default: one per CPU)")
         p.add_argument("--timeout", type=float, help="seconds a request may take (default 60)")
+        p.add_argument("--idle-timeout", type=float, help="seconds an idle keep-alive connection is kept "
+                                                          f"(default $SERVE_IDLE_TIMEOUT or {IDLE_TIMEOUT_S:g})")
+        p.add_argument("--read-timeout", type=float, help="seconds a request may take to arrive "
+                                                          f"(default $SERVE_READ_TIMEOUT or {READ_TIMEOUT_S:g})")
+        p.add_argument("--grace", type=float, help="seconds after SIGTERM before workers are killed "
+                                                   f"(default $SERVE_GRACE or {GRACE_S:g})")
         args = p.parse_args(argv)
 
-        def number(flag, name: str, default, kind=int, minimum=1):
+        def number(flag, name: str, default, kind=int, minimum=1, option=None):
             if flag is not None:
-                value, source = flag, f"--{name.lower()}"
+                value, source = flag, option or f"--{name.lower()}"
             elif env.get(name, "").strip():
                 source = name
                 try:
@@ -106,10 +118,15 @@ class Config:
         workers = number(args.workers, "SAGEMAKER_MODEL_SERVER_WORKERS", cpus)
         timeout = number(args.timeout, "SAGEMAKER_MODEL_SERVER_TIMEOUT", 60.0, kind=float, minimum=0.001)
         threads = number(None, "OMP_NUM_THREADS", max(1, cpus // workers))
+        idle = number(args.idle_timeout, "SERVE_IDLE_TIMEOUT", IDLE_TIMEOUT_S, kind=float,
+                      minimum=0.001, option="--idle-timeout")
+        read = number(args.read_timeout, "SERVE_READ_TIMEOUT", READ_TIMEOUT_S, kind=float,
+                      minimum=0.001, option="--read-timeout")
+        grace = number(args.grace, "SERVE_GRACE", GRACE_S, kind=float, minimum=0, option="--grace")
         model_dir = (args.model_dir or env.get("SM_MODEL_DIR")
                      or os.path.join(env.get("SAGEMAKER_BASE_DIR", "/opt/ml"), "model"))
         host = args.host or env.get("SERVE_HOST", "").strip() or "0.0.0.0"
-        return cls(model_dir, host, port, workers, timeout, threads)
+        return cls(model_dir, host, port, workers, timeout, threads, idle, read, grace)
 
 
 def _cpu_count() -> int:
@@ -446,7 +463,7 @@ class Worker:
     def _start_drain(self) -> None:
         if self.drain_deadline:
             return
-        self.drain_deadline = time.monotonic() + GRACE_S
+        self.drain_deadline = time.monotonic() + self.cfg.grace
         # Connections whose handshake finished before the signal may still wait in the shared backlog
         # (the balancing leaves them there for up to RECHECK_S): take them now, or closing the last
         # copy of the listening socket resets them together with requests already sent on them.
@@ -888,16 +905,16 @@ class Worker:
                 if now > conn.linger_until:
                     self._close(conn)
             elif conn.wbuf:
-                if now - conn.last > READ_TIMEOUT_S:  # the caller stopped reading
+                if now - conn.last > self.cfg.read_timeout:  # the caller stopped reading
                     self._close(conn)
-            elif conn.started and now - conn.started > READ_TIMEOUT_S:
+            elif conn.started and now - conn.started > self.cfg.read_timeout:
                 req = Request("-", "-", {}, b"", False, conn.started)
-                msg = f"the request did not arrive completely within {READ_TIMEOUT_S:.0f} s"
+                msg = f"the request did not arrive completely within {self.cfg.read_timeout:g} s"
                 self._respond(conn, req, 408, self.inference.error_body(msg), error=msg)
                 conn.rbuf.clear()
                 conn.head = None
                 self._flush(conn)
-            elif not conn.rbuf and now - conn.last > IDLE_TIMEOUT_S:
+            elif not conn.rbuf and now - conn.last > self.cfg.idle_timeout:
                 self._close(conn)
 
 
@@ -919,6 +936,15 @@ def _runtime_path(path: str) -> bool:
 
 
 # --------------------------------------------------------------------------- master
+
+def respawn_delay(failures: int) -> float:
+    """Seconds before a worker that died is replaced, after ``failures`` short lives in a row.
+
+    The first is replaced at once (a kill, an out-of-memory); a worker that keeps dying (a model that
+    crashes every worker) is replaced after 0.5, 1, 2, 4, 8, then every 10 s, so a crash loop cannot
+    spin the CPU the healthy workers need."""
+    return 0.0 if failures <= 1 else min(10.0, 0.5 * 2 ** (failures - 2))
+
 
 class Master:
     def __init__(self, cfg: Config, listener: socket.socket, model, load_error: str | None):
@@ -1025,8 +1051,8 @@ class Master:
             how = (f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status)
                    else f"exit code {os.WEXITSTATUS(status)}")
             lived = time.monotonic() - self.started_at.get(slot, 0.0)
-            self.failures[slot] = self.failures.get(slot, 0) + 1 if lived < 5.0 else 0
-            delay = 0.0 if self.failures[slot] <= 1 else min(10.0, 0.5 * 2 ** (self.failures[slot] - 2))
+            self.failures[slot] = self.failures.get(slot, 0) + 1 if lived < STABLE_S else 0
+            delay = respawn_delay(self.failures[slot])
             log("error", "worker_exited", worker_pid=pid, how=how, lived_s=round(lived, 2),
                 replace_in_s=delay)
             self.respawn_at[slot] = time.monotonic() + delay
@@ -1054,7 +1080,7 @@ class Master:
                 os.kill(pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
-        deadline = time.monotonic() + GRACE_S + 2.0
+        deadline = time.monotonic() + self.cfg.grace + 2.0
         while self.slot_of_pid and time.monotonic() < deadline:
             self._reap()
             if self.slot_of_pid:

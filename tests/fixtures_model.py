@@ -7,7 +7,11 @@ contract test trains, through the real ``train`` command.
 * ``nltk_data``        NLTK_DATA pointing at ../shared/nltk_data unless already set
 * ``make_model_dir``   (function) writes a model directory with the given hyperparameters
 * ``model_dir``        a small bidirectional model (session)
-* ``ServeProcess``     ``python -m model.serve`` on a free loopback port; ``.stop()`` SIGTERMs it
+* ``ServeProcess``     ``python -m model.serve`` on loopback port 0, at the port it reports; ``.stop()``
+                       SIGTERMs it. ``hooks=True``: through tests/serve_hooks.py (a slow step on cue)
+
+The one home of the helpers every test module shares: ``free_port`` (for a port nothing listens
+on), ``child_env``, ``http``, ``read_answer``/``read_answers`` (raw sockets), ``write_tar_gz``.
 """
 from __future__ import annotations
 
@@ -89,35 +93,65 @@ def model_dir(make_model_dir) -> Path:
     return make_model_dir()
 
 
-def write_tar_gz(path: Path, files: dict[str, str]) -> Path:
-    """A tar.gz at ``path`` holding ``files`` (member name -> text)."""
+def write_tar_gz(path: Path, files: dict[str, str | bytes]) -> Path:
+    """A tar.gz at ``path`` holding ``files`` (member name -> text or bytes), reproducibly (mtime 0)."""
     with tarfile.open(path, "w:gz") as tar:
         for name, text in files.items():
-            data = text.encode()
+            data = text.encode() if isinstance(text, str) else text
             info = tarfile.TarInfo(name)
             info.size = len(data)
+            info.mtime = 0
             tar.addfile(info, io.BytesIO(data))
     return path
 
 
-def read_answer(s: socket.socket) -> tuple[int, dict, bytes]:
-    """One HTTP/1.1 answer from a raw socket: status, lower-cased headers, body (by Content-Length)."""
+def read_answers(s: socket.socket, count: int = 1, closed_ok: bool = False) -> list[tuple[int, dict, bytes]]:
+    """``count`` HTTP/1.1 answers from a raw socket (pipelined ones too; a ``100 Continue`` counts as
+    one): (status, lower-cased headers, body by Content-Length). A connection that closes or is
+    reset first fails the test, or with ``closed_ok`` ends the list early."""
+    out: list[tuple[int, dict, bytes]] = []
     buf = b""
-    while b"\r\n\r\n" not in buf:
-        chunk = s.recv(65536)
-        assert chunk, "the connection closed without an answer"
+
+    def more() -> bool:
+        nonlocal buf
+        try:
+            chunk = s.recv(65536)
+        except ConnectionResetError:
+            if closed_ok:
+                return False
+            raise
+        if not chunk:
+            assert closed_ok, "the connection closed without a (complete) answer"
+            return False
         buf += chunk
-    head, _, body = buf.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:])}
-    while len(body) < int(headers["content-length"]):
-        chunk = s.recv(65536)
-        assert chunk, "the connection closed in the middle of an answer"
-        body += chunk
-    return int(lines[0].split(" ")[1]), headers, body
+        return True
+
+    while len(out) < count:
+        while b"\r\n\r\n" not in buf:
+            if not more():
+                return out
+        head, _, buf = buf.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ")[1])
+        headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:])}
+        length = 0 if status == 100 else int(headers.get("content-length", "0"))
+        while len(buf) < length:
+            if not more():
+                return out
+        out.append((status, headers, buf[:length]))
+        buf = buf[length:]
+    return out
+
+
+def read_answer(s: socket.socket, closed_ok: bool = False) -> tuple[int, dict, bytes] | None:
+    """One HTTP/1.1 answer (see ``read_answers``); None if ``closed_ok`` and it closed first."""
+    got = read_answers(s, 1, closed_ok)
+    return got[0] if got else None
 
 
 def free_port() -> int:
+    """A port that nothing listens on now. Servers the tests start bind port 0 and report theirs:
+    handing this on to a server races with every other process that binds one."""
     with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -137,41 +171,97 @@ def http(method: str, url: str, body: bytes | None = None, ctype: str | None = N
 
 
 def child_env(**extra: str) -> dict[str, str]:
+    """The environment of a process a test starts: this one's, with the repository importable, NLTK's
+    data found, and nothing that would change the server's settings or reach real AWS."""
     set_nltk_data()
     env = dict(os.environ)
     env["PYTHONUNBUFFERED"] = "1"
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     for key in ("SM_MODEL_DIR", "SAGEMAKER_BASE_DIR", "SAGEMAKER_BIND_TO_PORT", "OMP_NUM_THREADS",
-                "SAGEMAKER_MODEL_SERVER_WORKERS", "SAGEMAKER_MODEL_SERVER_TIMEOUT"):
+                "SAGEMAKER_MODEL_SERVER_WORKERS", "SAGEMAKER_MODEL_SERVER_TIMEOUT", "SERVE_HOST",
+                "SERVE_IDLE_TIMEOUT", "SERVE_READ_TIMEOUT", "SERVE_GRACE", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
         env.pop(key, None)
     env.update(extra)
     return env
 
 
 class ServeProcess:
-    """``python -m model.serve`` (or any command) on a free loopback port, in its own session."""
+    """``python -m model.serve`` on loopback port 0, in its own session; ``.port`` is the one it
+    reports in its ``serving`` log line. A command of its own (``cmd``) needs its ``port``.
+
+    ``hooks``: started through tests/serve_hooks.py, where a review holding ``SLOW_STEP`` is scored
+    only once the file ``.release`` names exists (``.entered`` appears when it starts waiting)."""
 
     def __init__(self, log: Path, model_dir: Path | None = None, workers: int = 1,
                  extra: list[str] = (), cmd: list[str] | None = None, env: dict | None = None,
-                 wait_status: int | None = 200, port: int | None = None):
-        self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+                 wait_status: int | None = 200, port: int | None = None, hooks: bool = False):
         self.log = log
+        offset = log.stat().st_size if log.exists() else 0
+        env = dict(env or child_env())
+        if hooks:
+            self.entered, self.release = log.with_suffix(".entered"), log.with_suffix(".release")
+            self.signalled = log.with_suffix(".signalled")
+            for path in (self.entered, self.release, self.signalled):
+                path.unlink(missing_ok=True)
+            env.update(SLOW_STEP_ENTERED=str(self.entered), SLOW_STEP_RELEASE=str(self.release),
+                       SLOW_STEP_SIGNALLED=str(self.signalled))
         if cmd is None:
-            cmd = [PYTHON, "-m", "model.serve", "--host", "127.0.0.1", "--port", str(self.port),
-                   "--workers", str(workers), *extra]
+            entry = [PYTHON, str(REPO / "tests" / "serve_hooks.py")] if hooks else [PYTHON, "-m", "model.serve"]
+            cmd = [*entry, "--host", "127.0.0.1", "--port", str(port or 0), "--workers", str(workers), *extra]
             if model_dir is not None:
                 cmd += ["--model-dir", str(model_dir)]
+        elif port is None:
+            raise ValueError("ServeProcess: a command of its own needs the port it listens on")
         with open(log, "ab") as fh:
-            self.proc = subprocess.Popen(cmd, cwd=REPO, env=env or child_env(), stdout=fh,
+            self.proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=fh,
                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                          start_new_session=True)
+        try:
+            self.port = port or self._reported_port(offset)
+        except BaseException:
+            self.stop()
+            raise
+        self.url = f"http://127.0.0.1:{self.port}"
         if wait_status is not None:
             try:
                 self.wait_ping(wait_status)
             except BaseException:
                 self.stop()
                 raise
+
+    def _reported_port(self, offset: int, timeout: float = 120.0) -> int:
+        """The port of the ``serving`` line the server logs once it listens (after ``offset``)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with open(self.log, "rb") as fh:
+                fh.seek(offset)
+                for line in fh.read().decode(errors="replace").splitlines():
+                    if line.startswith("{") and '"serving"' in line:
+                        record = json.loads(line)
+                        if record.get("event") == "serving":
+                            return int(record["port"])
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"serve exited with {self.proc.returncode} before it listened:\n"
+                                   f"{self.log_text()[-3000:]}")
+            time.sleep(0.05)
+        raise TimeoutError(f"serve logged no serving line in {timeout:.0f}s\n{self.log_text()[-3000:]}")
+
+    @staticmethod
+    def wait_for(path: Path, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not path.exists():
+            assert time.monotonic() < deadline, f"{path.name} did not appear in {timeout:.0f}s"
+            time.sleep(0.01)
+
+    def wait_workers(self, count: int, timeout: float = 30.0) -> list[int]:
+        """The worker pids once ``count`` are up (a replaced one takes a moment)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            pids = self.workers()
+            if len(pids) == count:
+                return pids
+            time.sleep(0.05)
+        raise AssertionError(f"{count} workers expected, found {self.workers()}")
 
     def wait_ping(self, status: int = 200, timeout: float = 90.0) -> None:
         deadline = time.monotonic() + timeout

@@ -7,11 +7,12 @@ import os
 import signal
 import socket
 import time
+from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from fixtures_model import WORDS, ServeProcess, child_env, http
+from fixtures_model import WORDS, ServeProcess, child_env, http, read_answers
 from model.serve import Config
 
 REVIEW = "A wonderful, brilliant film: superb acting and a beautiful, delightful story."
@@ -19,12 +20,29 @@ REVIEW = "A wonderful, brilliant film: superb acting and a beautiful, delightful
 
 @pytest.fixture(scope="module")
 def server(make_model_dir, tmp_path_factory):
-    # Wide enough that a long explanation batch runs for many seconds (the timeout test).
+    # Wide enough that a long explanation batch is real work.
     model_dir = make_model_dir(max_len=400, hidden_dim=128, embedding_dim=32)
     log = tmp_path_factory.mktemp("serve") / "serve.log"
     proc = ServeProcess(log, model_dir, workers=2, extra=["--timeout", "3"])
     yield proc
     proc.stop()
+
+
+@pytest.fixture(scope="module")
+def fault_server(model_dir, tmp_path_factory):
+    """For the tests that kill workers: the other tests' server keeps its workers. Each such test
+    starts from both workers up (``healthy``), whatever ran before it."""
+    log = tmp_path_factory.mktemp("faults") / "serve.log"
+    proc = ServeProcess(log, model_dir, workers=2, extra=["--timeout", "3"], hooks=True)
+    yield proc
+    proc.release.touch()
+    proc.stop()
+
+
+def healthy(server: ServeProcess) -> list[int]:
+    pids = server.wait_workers(2)
+    server.wait_ping(200, timeout=20)
+    return pids
 
 
 def post(url: str, payload, ctype: str = "application/json", **kw):
@@ -36,34 +54,11 @@ def raw_exchange(port: int, data: bytes, responses: int = 1, timeout: float = 10
     """Send raw bytes, read ``responses`` HTTP responses (Content-Length framed)."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
         s.sendall(data)
-        return read_responses(s, responses)
+        return read_answers(s, responses, closed_ok=True)
 
 
 def read_responses(s: socket.socket, count: int) -> list[tuple[int, dict, bytes]]:
-    buf = b""
-    out = []
-    while len(out) < count:
-        while b"\r\n\r\n" not in buf:
-            chunk = s.recv(65536)
-            if not chunk:
-                return out
-            buf += chunk
-        head, buf = buf.split(b"\r\n\r\n", 1)
-        lines = head.decode("latin-1").split("\r\n")
-        status = int(lines[0].split(" ")[1])
-        headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:])}
-        if status == 100:
-            out.append((100, headers, b""))
-            continue
-        length = int(headers.get("content-length", "0"))
-        while len(buf) < length:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            buf += chunk
-        out.append((status, headers, buf[:length]))
-        buf = buf[length:]
-    return out
+    return read_answers(s, count, closed_ok=True)
 
 
 # --------------------------------------------------------------------------- the happy paths
@@ -239,9 +234,9 @@ def test_one_json_log_line_per_request(server):
 
 # --------------------------------------------------------------------------- faults
 
-def test_killed_worker_is_replaced(server):
-    before = server.workers()
-    assert len(before) == 2
+def test_killed_worker_is_replaced(fault_server):
+    server = fault_server
+    before = healthy(server)
     os.kill(before[0], signal.SIGKILL)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
@@ -253,19 +248,84 @@ def test_killed_worker_is_replaced(server):
         pytest.fail(f"worker not replaced: {before} -> {server.workers()}")
     for _ in range(6):  # whichever worker answers, it answers
         assert post(server.url + "/invocations", REVIEW.encode(), "text/plain")[0] == 200
-    assert any(r.get("event") == "worker_exited" for r in server.log_records())
+    assert any(r.get("event") == "worker_exited" and r["worker_pid"] == before[0] for r in server.log_records())
 
 
-def test_request_over_the_timeout_loses_its_worker_not_the_server(server):
-    slow = {"instances": [" ".join(WORDS[(i + j) % len(WORDS)] for j in range(260)) for i in range(64)],
-            "explain": True}
+def test_request_over_the_timeout_loses_its_worker_not_the_server(fault_server):
+    """A batch that does not end (held by the hook, on any machine) is cut off after --timeout 3."""
+    server = fault_server
+    healthy(server)
+    server.entered.unlink(missing_ok=True)
     started = time.monotonic()
     with pytest.raises(OSError):  # the worker is killed: the connection closes without an answer
-        post(server.url + "/invocations", slow, timeout=60)
-    assert time.monotonic() - started < 30
+        post(server.url + "/invocations", b"SLOW_STEP " + REVIEW.encode(), "text/plain", timeout=60)
+    took = time.monotonic() - started
+    assert server.entered.exists() and 3 <= took < 30, took
     server.wait_ping(200, timeout=20)
     assert post(server.url + "/invocations", REVIEW.encode(), "text/plain")[0] == 200
-    assert any(r.get("event") == "worker_timeout" for r in server.log_records())
+    timeouts = [r for r in server.log_records() if r.get("event") == "worker_timeout"]
+    assert timeouts and timeouts[-1]["timeout_s"] == 3.0 and timeouts[-1]["busy_s"] >= 3.0
+    healthy(server)  # replaced
+
+
+def test_a_worker_that_keeps_dying_is_replaced_ever_later(tmp_path, model_dir):
+    """The respawn back-off: replaced at once, then after 0.5 s, 1 s, ... (model/serve.py respawn_delay)."""
+    proc = ServeProcess(tmp_path / "serve.log", model_dir, workers=1)
+    try:
+        gaps = []
+        for _ in range(3):
+            (pid,) = proc.wait_workers(1)
+            killed = time.monotonic()
+            os.kill(pid, signal.SIGKILL)
+            deadline = killed + 30
+            while time.monotonic() < deadline and proc.workers() in ([], [pid]):
+                time.sleep(0.01)
+            gaps.append(time.monotonic() - killed)
+        exits = [r for r in proc.log_records() if r.get("event") == "worker_exited"]
+        assert [r["replace_in_s"] for r in exits] == [0.0, 0.5, 1.0]
+        assert gaps[1] >= 0.5 and gaps[2] >= 1.0 and gaps[0] < 5, gaps
+        assert http("GET", proc.url + "/ping")[0] == 200
+    finally:
+        proc.stop()
+
+
+def test_sigterm_kills_workers_still_busy_after_the_grace_period(tmp_path, model_dir):
+    proc = ServeProcess(tmp_path / "serve.log", model_dir, workers=1, extra=["--grace", "1"], hooks=True)
+    try:
+        busy = socket.create_connection(("127.0.0.1", proc.port), timeout=60)
+        body = b"SLOW_STEP " + REVIEW.encode()
+        busy.sendall(b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n"
+                     b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        proc.wait_for(proc.entered)  # held: it would not end within the grace
+        (worker,) = proc.workers()
+        started = time.monotonic()
+        os.kill(proc.proc.pid, signal.SIGTERM)
+        assert proc.proc.wait(30) == 0
+        took = time.monotonic() - started
+        assert 1 <= took < 20, took  # grace 1 s + the master's 2 s margin, on a busy machine
+        assert busy.recv(100) == b""  # closed without an answer: the worker was killed
+        assert not Path(f"/proc/{worker}").exists() or "Z" in Path(f"/proc/{worker}/stat").read_text().split()[2]
+    finally:
+        proc.stop()
+
+
+def test_idle_and_read_timeouts_are_settings(tmp_path, model_dir):
+    proc = ServeProcess(tmp_path / "serve.log", model_dir, workers=1,
+                        extra=["--idle-timeout", "1", "--read-timeout", "1"])
+    try:
+        idle = socket.create_connection(("127.0.0.1", proc.port), timeout=30)
+        idle.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert read_responses(idle, 1)[0][0] == 200
+        half = socket.create_connection(("127.0.0.1", proc.port), timeout=30)
+        half.sendall(b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n"
+                     b"Content-Length: 100\r\n\r\nonly part")
+        started = time.monotonic()
+        status, headers, body = read_responses(half, 1)[0]
+        assert status == 408 and headers["connection"] == "close" and "1 s" in json.loads(body)["error"]
+        assert idle.recv(10) == b""  # the idle keep-alive connection was closed
+        assert time.monotonic() - started < 15  # 1 s each, swept once a second (the default is 30 s)
+    finally:
+        proc.stop()
 
 
 def test_ping_503_with_the_reason_when_the_model_cannot_load(tmp_path):

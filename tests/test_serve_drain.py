@@ -5,19 +5,18 @@ tests/test_serve.py ``test_sigterm_drains_in_flight_requests`` covers a request 
 benchmarks/worker_kill.py found under load: a keep-alive connection that was idle, whose next request
 arrives complete while the worker is busy scoring someone else's batch, and the signal comes before the
 worker gets back to its event loop. The bytes are in the kernel, not in the worker's buffer.
+
+The busy step is deterministic (tests/serve_hooks.py): the batch is held until the worker has
+handled SIGTERM, on any machine, where a merely slow batch used to be answered first on a fast one.
 """
 from __future__ import annotations
 
 import json
 import os
-import select
 import signal
 import socket
-import time
 
-import pytest
-
-from fixtures_model import WORDS, ServeProcess, read_answer
+from fixtures_model import ServeProcess, read_answer
 
 REVIEW = b"A wonderful, brilliant film."
 
@@ -27,23 +26,19 @@ def post(body: bytes, ctype: str) -> bytes:
             f"Content-Length: {len(body)}\r\n\r\n").encode() + body
 
 
-def test_sigterm_answers_a_request_waiting_unread_behind_a_busy_worker(make_model_dir, tmp_path):
-    model_dir = make_model_dir(max_len=400, hidden_dim=128, embedding_dim=32)
-    proc = ServeProcess(tmp_path / "serve.log", model_dir, workers=1)
+def test_sigterm_answers_a_request_waiting_unread_behind_a_busy_worker(model_dir, tmp_path):
+    proc = ServeProcess(tmp_path / "serve.log", model_dir, workers=1, hooks=True)
     try:
         idle = socket.create_connection(("127.0.0.1", proc.port), timeout=60)
         idle.sendall(post(REVIEW, "text/plain"))
         assert read_answer(idle)[0] == 200  # a keep-alive connection, now idle
-        slow = json.dumps({"instances": [" ".join(WORDS[(i + j) % len(WORDS)] for j in range(260))
-                                         for i in range(4)], "explain": True}).encode()
         busy = socket.create_connection(("127.0.0.1", proc.port), timeout=60)
-        busy.sendall(post(slow, "application/json"))
-        time.sleep(0.1)  # the worker has read it and is scoring it
+        busy.sendall(post(b"SLOW_STEP " + REVIEW, "text/plain"))
+        proc.wait_for(proc.entered)  # the worker is scoring it, away from its event loop
         idle.sendall(post(REVIEW, "text/plain"))  # complete, in the kernel, not read yet
-        time.sleep(0.02)
-        if select.select([busy], [], [], 0)[0]:
-            pytest.skip("the slow batch was answered before the signal: this machine is too fast for the race")
         os.kill(proc.proc.pid, signal.SIGTERM)
+        proc.wait_for(proc.signalled)  # the worker knows it is draining...
+        proc.release.touch()           # ...before it gets back to its connections
         status, headers, body = read_answer(idle)
         assert status == 200 and "label" in json.loads(body) and headers.get("connection") == "close"
         assert read_answer(busy)[0] == 200

@@ -1,0 +1,294 @@
+"""model/serve.py's limits, in-process: one Worker reading from a scripted socket.
+
+The server tests (tests/test_serve.py, tests/test_fuzz_endpoint.py) send the same requests over
+loopback, where the kernel's buffers blur how much the server itself read. Here the socket is a
+script: every byte the worker takes is counted, a caller that never stops sending is one that never
+blocks, and timeouts are checked with the clock passed to the sweep, without waiting for them.
+"""
+from __future__ import annotations
+
+import json
+import mmap
+import os
+
+import pytest
+
+from model import inference, serve
+
+LIMIT = inference.MAX_BODY_BYTES  # what Worker.max_body reads
+ONE_READ = 262144  # Worker._read's recv size
+HEAD = b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n"
+
+
+class ScriptedSocket:
+    """Hands out ``script`` (bytes, or a callable giving the next piece) and records what is sent.
+    With nothing left to hand out it blocks (BlockingIOError), or reports EOF when ``eof``."""
+
+    def __init__(self, script, eof: bool = False, cap: int = 64 * 1024 * 1024):
+        self.script, self.eof, self.cap = script, eof, cap
+        self.taken = 0
+        self.sent = bytearray()
+        self.shut = self.closed = False
+        self._pending = bytearray(script) if isinstance(script, bytes) else bytearray()
+
+    def recv(self, n: int, flags: int = 0) -> bytes:
+        if callable(self.script) and len(self._pending) < n:
+            while len(self._pending) < n:
+                self._pending += self.script()
+        if not self._pending:
+            if self.eof:
+                return b""
+            raise BlockingIOError
+        piece = bytes(self._pending[:n])
+        del self._pending[:n]
+        self.taken += len(piece)
+        assert self.taken <= self.cap, f"the worker read {self.taken} bytes and kept reading"
+        return piece
+
+    def send(self, data) -> int:
+        self.sent += data
+        return len(data)
+
+    def shutdown(self, how) -> None:
+        self.shut = True
+
+    def close(self) -> None:
+        self.closed = True
+
+    def fileno(self) -> int:
+        return 1000 + id(self) % 1000
+
+    def answers(self) -> list[tuple[int, dict, bytes]]:
+        out, buf = [], bytes(self.sent)
+        while b"\r\n\r\n" in buf:
+            head, _, buf = buf.partition(b"\r\n\r\n")
+            lines = head.decode("latin-1").split("\r\n")
+            headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:])}
+            length = int(headers.get("content-length", "0"))
+            out.append((int(lines[0].split(" ")[1]), headers, buf[:length]))
+            buf = buf[length:]
+        return out
+
+
+class _NoPoll:
+    def add(self, *a, **k): pass
+    def modify(self, *a, **k): pass
+    def remove(self, *a, **k): pass
+
+
+def worker(**settings) -> serve.Worker:
+    args = ["--model-dir", "/nonexistent", "--workers", "1"]
+    for key, value in settings.items():
+        args += [f"--{key.replace('_', '-')}", str(value)]
+    cfg = serve.Config.from_args(args, {})
+    w = serve.Worker(cfg, None, None, "no model in this test", 0, mmap.mmap(-1, serve._board_size(1)),
+                     os.getppid())  # its "master": the sweep sees it alive
+    w.poller = _NoPoll()
+    return w
+
+
+def connect(w: serve.Worker, sock: ScriptedSocket, now: float = 1000.0) -> serve.Conn:
+    conn = serve.Conn(sock, now)
+    w.conns[conn.fd] = conn
+    return conn
+
+
+def read(w: serve.Worker, sock: ScriptedSocket):
+    conn = connect(w, sock)
+    return conn, w._read(conn)
+
+
+def chunk(data: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+# --------------------------------------------------------------------------- chunked bodies
+
+def test_endless_chunked_body_is_refused_after_at_most_the_limit_plus_one_read():
+    """A caller that never stops sending chunks: 413 once past the limit, and the worker has read
+    no more than head + body limit + chunk overhead + one recv (not megabytes: it was 4 MB when the
+    overhead allowance was set that high)."""
+    piece = chunk(b"a" * 16384)
+    sock = ScriptedSocket(lambda: piece)
+    sock._pending += HEAD + b"Transfer-Encoding: chunked\r\n\r\n"
+    w = worker()
+    _, req = read(w, sock)
+    assert req is None
+    (status, headers, body), = sock.answers()
+    assert status == 413 and headers["connection"] == "close" and str(LIMIT) in json.loads(body)["error"]
+    assert sock.taken <= serve.MAX_HEADER_BYTES + LIMIT + serve.MAX_CHUNKED_OVERHEAD + ONE_READ
+    assert sock.taken < 2 * 1024 * 1024
+
+
+def test_chunk_overhead_is_bounded_too():
+    """One-byte chunks with long extensions: the body stays small while the buffer grows; the
+    overhead allowance ends it with a 413."""
+    piece = b"1;" + b"x" * 1000 + b"\r\na\r\n"
+    sock = ScriptedSocket(lambda: piece)
+    sock._pending += HEAD + b"Transfer-Encoding: chunked\r\n\r\n"
+    w = worker()
+    _, req = read(w, sock)
+    assert req is None and sock.answers()[0][0] == 413
+    assert sock.taken <= serve.MAX_HEADER_BYTES + LIMIT + serve.MAX_CHUNKED_OVERHEAD + ONE_READ
+
+
+def test_one_huge_chunk_is_refused_from_its_size_line():
+    sock = ScriptedSocket(HEAD + b"Transfer-Encoding: chunked\r\n\r\n" + b"%x\r\n" % (10 * 1024 * 1024) + b"a" * 100)
+    _, req = read(worker(), sock)
+    assert req is None and sock.answers()[0][0] == 413
+
+
+def test_chunked_body_at_the_limit_is_accepted():
+    body = b"a" * LIMIT
+    data = b"".join(chunk(body[i:i + 10000]) for i in range(0, LIMIT, 10000)) + b"0\r\n\r\n"
+    sock = ScriptedSocket(HEAD + b"Transfer-Encoding: chunked\r\n\r\n" + data)
+    _, req = read(worker(), sock)
+    assert req is not None and req.body == body and sock.answers() == []
+
+
+@pytest.mark.parametrize("data", [b"zz\r\nabc\r\n0\r\n\r\n", b"-5\r\nabc\r\n0\r\n\r\n",
+                                  b"3\r\nabcX\r\n0\r\n\r\n", b"1" * 2000])
+def test_malformed_chunks_are_400(data):
+    sock = ScriptedSocket(HEAD + b"Transfer-Encoding: chunked\r\n\r\n" + data)
+    _, req = read(worker(), sock)
+    assert req is None and sock.answers()[0][0] == 400
+
+
+# --------------------------------------------------------------------------- Content-Length and head
+
+@pytest.mark.parametrize("length, status", [(LIMIT, 200), (LIMIT + 1, 413), (10 ** 18, 413),
+                                            ("0" * 30 + "5", 200), ("9" * 19, 413), ("1" * 5000, 413),
+                                            ("\u00b2", 400), ("+5", 400), ("-1", 400), ("0x10", 400),
+                                            ("1e3", 400), ("", 400)])
+def test_content_length(length, status):
+    head = HEAD + f"Content-Length: {length}\r\n\r\n".encode("utf-8")
+    body = b"a" * int(length) if status == 200 else b""
+    sock = ScriptedSocket(head + body)
+    _, req = read(worker(), sock)
+    if status == 200:
+        assert req is not None and req.body == body
+    else:
+        assert req is None and sock.answers()[0][0] == status
+        assert sock.taken == len(head)  # refused from the head: no body was waited for
+
+
+def test_content_length_refusal_reads_nothing_more_of_the_body():
+    """10 MB announced: 413 from the head, and what the caller sends after it is not kept."""
+    sock = ScriptedSocket(lambda: b"a" * 65536, cap=4 * 1024 * 1024)
+    sock._pending += HEAD + b"Content-Length: 10485760\r\n\r\n"
+    w = worker()
+    conn, req = read(w, sock)
+    assert req is None and sock.answers()[0][0] == 413
+    assert conn.lingering and not conn.rbuf
+    assert len(conn.rbuf) == 0 and sock.taken <= serve.MAX_HEADER_BYTES + LIMIT + serve.MAX_CHUNKED_OVERHEAD + ONE_READ
+
+
+def test_head_limit_is_inclusive():
+    def head_of(size: int) -> bytes:
+        start = b"GET /ping HTTP/1.1\r\nX-Pad: "
+        return start + b"a" * (size - len(start)) + b"\r\n\r\n"
+    ok = ScriptedSocket(head_of(serve.MAX_HEADER_BYTES))
+    _, req = read(worker(), ok)
+    assert req is not None and req.path == "/ping"
+    big = ScriptedSocket(head_of(serve.MAX_HEADER_BYTES + 1))
+    _, req = read(worker(), big)
+    assert req is None and big.answers()[0][0] == 431
+    endless = ScriptedSocket(lambda: b"a" * 4096)  # a head that never ends
+    endless._pending += b"GET /ping HTTP/1.1\r\nX-Pad: "
+    _, req = read(worker(), endless)
+    assert req is None and endless.answers()[0][0] == 431
+
+
+@pytest.mark.parametrize("head, status", [
+    (b"GET /ping HTTP/1.1\r\nno colon\r\n\r\n", 400),
+    (b"GET /ping HTTP/1.1\r\n Name: x\r\n\r\n", 400),
+    (b"GET /ping HTTP/2\r\n\r\n", 400),
+    (b"GET /ping\r\n\r\n", 400),
+    (b"G3T /ping HTTP/1.1\r\n\r\n", 400),
+    (b"POST /invocations HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd", 400),
+    (b"POST /invocations HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", 400),
+])
+def test_malformed_heads_are_400(head, status):
+    sock = ScriptedSocket(head)
+    _, req = read(worker(), sock)
+    assert req is None and sock.answers()[0][0] == status
+
+
+def test_head_parsing_keeps_what_it_should():
+    sock = ScriptedSocket(b"POST http://host/endpoints/x/invocations?a=1 HTTP/1.1\r\nX-A: 1\r\nx-a: 2\r\n"
+                          b"Content-Length: 2\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi")
+    _, req = read(worker(), sock)
+    assert req.path == "/endpoints/x/invocations" and req.headers["x-a"] == "1, 2"
+    assert req.body == b"hi" and req.keep_alive is False
+    sock = ScriptedSocket(b"GET /ping HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+    _, req = read(worker(), sock)
+    assert req.keep_alive is True
+    sock = ScriptedSocket(b"GET /ping HTTP/1.0\r\n\r\n")
+    _, req = read(worker(), sock)
+    assert req.keep_alive is False
+
+
+# --------------------------------------------------------------------------- timeouts (settings)
+
+def test_a_request_that_does_not_arrive_in_time_is_408_after_the_read_timeout():
+    w = worker(read_timeout=2)
+    sock = ScriptedSocket(HEAD + b"Content-Length: 100\r\n\r\nhalf")
+    conn = connect(w, sock, now=1000.0)
+    conn.started = 1000.0
+    assert w._read(conn) is None
+    w._sweep(1001.9)
+    assert sock.answers() == []  # still within the read timeout
+    w._sweep(1002.1)
+    (status, headers, body), = sock.answers()
+    assert status == 408 and headers["connection"] == "close" and "2 s" in json.loads(body)["error"]
+
+
+def test_an_idle_keep_alive_connection_is_closed_after_the_idle_timeout():
+    w = worker(idle_timeout=3)
+    sock = ScriptedSocket(b"")
+    conn = connect(w, sock, now=1000.0)
+    w._sweep(1002.9)
+    assert conn.fd in w.conns and not sock.closed
+    w._sweep(1003.1)
+    assert conn.fd not in w.conns and sock.closed and sock.answers() == []
+
+
+def test_a_caller_that_stops_reading_is_dropped_after_the_read_timeout():
+    w = worker(read_timeout=2, idle_timeout=100)
+    sock = ScriptedSocket(b"")
+    conn = connect(w, sock, now=1000.0)
+    conn.wbuf += b"an answer the caller does not read"
+    w._sweep(1001.5)
+    assert conn.fd in w.conns
+    w._sweep(1002.5)
+    assert conn.fd not in w.conns and sock.closed
+
+
+def test_timeouts_and_grace_are_settings():
+    cfg = serve.Config.from_args([], {"SERVE_IDLE_TIMEOUT": "5", "SERVE_READ_TIMEOUT": "1.5", "SERVE_GRACE": "0"})
+    assert (cfg.idle_timeout, cfg.read_timeout, cfg.grace) == (5.0, 1.5, 0.0)
+    cfg = serve.Config.from_args(["--idle-timeout", "7", "--read-timeout", "2", "--grace", "3"],
+                                 {"SERVE_IDLE_TIMEOUT": "5", "SERVE_READ_TIMEOUT": "1.5", "SERVE_GRACE": "0"})
+    assert (cfg.idle_timeout, cfg.read_timeout, cfg.grace) == (7.0, 2.0, 3.0)
+    default = serve.Config.from_args([], {})
+    assert (default.idle_timeout, default.read_timeout, default.grace) == (75.0, 30.0, 30.0)
+
+
+@pytest.mark.parametrize("args, env, words", [
+    (["--idle-timeout", "0"], {}, "--idle-timeout must be >= 0.001"),
+    (["--read-timeout", "-1"], {}, "--read-timeout must be >= 0.001"),
+    (["--grace", "-1"], {}, "--grace must be >= 0"),
+    ([], {"SERVE_GRACE": "soon"}, "SERVE_GRACE='soon' is not a valid float"),
+    ([], {"SERVE_READ_TIMEOUT": "0"}, "SERVE_READ_TIMEOUT must be >= 0.001"),
+])
+def test_bad_timeouts_are_refused_with_a_message(args, env, words, capsys):
+    with pytest.raises(SystemExit) as info:
+        serve.Config.from_args(args, env)
+    assert info.value.code == 2 and words in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- respawn back-off
+
+def test_respawn_back_off_doubles_to_ten_seconds():
+    assert [serve.respawn_delay(n) for n in range(0, 9)] == [0.0, 0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 10.0, 10.0]
+    assert serve.respawn_delay(1000) == 10.0
