@@ -133,6 +133,116 @@ def test_caller_mistakes_never_reach_the_endpoint(proxy, ev, status, needle):
     assert needle in body["error"]
 
 
+def test_oversized_bodies_are_refused_before_they_are_decoded(proxy, monkeypatch):
+    """5 MB (API Gateway passes up to 10 MB) is refused from its length: neither base64-decoded
+    nor UTF-8-encoded only to be refused afterwards."""
+    import types
+    decoded, encoded = [], []
+    monkeypatch.setattr(proxy, "base64", types.SimpleNamespace(
+        b64decode=lambda data, validate=False: decoded.append(len(data)) or base64.b64decode(data, validate=validate)))
+
+    class Tracked(str):
+        def encode(self, *args, **kwargs):
+            encoded.append(len(self))
+            return str.encode(self, *args, **kwargs)
+
+    huge = base64.b64encode(b"x" * 5_000_000).decode()
+    assert answer(proxy.handler({**event("x"), "body": huge, "isBase64Encoded": True}, None))[0] == 413
+    assert answer(proxy.handler({**event("x"), "body": Tracked("x" * 5_000_000)}, None))[0] == 413
+    assert decoded == [] and encoded == []
+    # just over the base64 length a 131072-byte body can have: refused from the length too
+    over = base64.b64encode(b"x" * 131_072).decode() + "AAAA" + "A" * 4
+    assert answer(proxy.handler({**event("x"), "body": over, "isBase64Encoded": True}, None))[0] == 413
+    assert decoded == []
+    # a body within the limits is decoded, once (the spy is the decoder the handler calls)
+    raw = json.dumps({"text": "good"})
+    proxy.stub.add_response("invoke_endpoint", ok_response({"label": "positive", "score": 0.7}))
+    assert answer(proxy.handler({**event("x"), "body": Tracked(raw)}, None))[0] == 200
+    assert encoded == [len(raw)]
+
+
+@pytest.mark.parametrize("b64", [False, True])
+def test_one_byte_over_the_limit_is_refused(proxy, b64):
+    prefix, suffix = '{"text": "', '"}'
+    raw = prefix + "a" * (131_073 - len(prefix) - len(suffix)) + suffix
+    status, body = answer(proxy.handler(event(raw, b64=b64), None))
+    assert status == 413 and "131072" in body["error"]
+
+
+@pytest.mark.parametrize("env, expected", [
+    ({}, (2.0, 11.0, 2)),
+    ({"INVOKE_CONNECT_TIMEOUT_S": "0.001", "INVOKE_READ_TIMEOUT_S": "0.001", "INVOKE_MAX_ATTEMPTS": "0"},
+     (0.05, 0.05, 1)),
+    ({"INVOKE_CONNECT_TIMEOUT_S": "60", "INVOKE_READ_TIMEOUT_S": "60", "INVOKE_MAX_ATTEMPTS": "9"}, (5.0, 12.0, 2)),
+    ({"INVOKE_CONNECT_TIMEOUT_S": "soon", "INVOKE_READ_TIMEOUT_S": "", "INVOKE_MAX_ATTEMPTS": "x"}, (2.0, 11.0, 2)),
+])
+def test_invoke_budget_settings_are_clamped_to_fit_api_gateway(load_proxy_handler, env, expected):
+    """Out-of-range or unreadable settings are clamped or ignored. (The clamps allow at most
+    2 x (5 + 12) + 1 = 35 s, over API Gateway's 29 s: only the defaults' 27 s fit, which
+    test_default_budget_fits_api_gateway checks; docs/reliability.md lists this as open.)"""
+    mod = load_proxy_handler(**env)
+    assert (mod.CONNECT_TIMEOUT_S, mod.READ_TIMEOUT_S, mod.MAX_ATTEMPTS) == expected
+    assert mod._CLIENT.meta.config.connect_timeout == expected[0]
+    assert mod._CLIENT.meta.config.read_timeout == expected[1]
+
+
+def test_the_content_type_header_is_found_among_others(proxy):
+    proxy.stub.add_response("invoke_endpoint", ok_response({"label": "positive", "score": 0.7}))
+    ev = event({"text": "good"}, content_type=None, headers={"Accept": "text/plain", "content-TYPE": "application/json"})
+    ev["multiValueHeaders"] = None
+    assert answer(proxy.handler(ev, None))[0] == 200
+    # a header API Gateway passes as null falls back to its multi-value form
+    proxy.stub.add_response("invoke_endpoint", ok_response({"label": "positive", "score": 0.7}))
+    ev = event({"text": "good"}, content_type=None)
+    ev["headers"] = {"Content-Type": None}
+    ev["multiValueHeaders"] = {"Content-Type": ["application/json"]}
+    assert answer(proxy.handler(ev, None))[0] == 200
+
+
+def test_other_media_type_parameters_are_not_a_charset(proxy):
+    proxy.stub.add_response("invoke_endpoint", ok_response({"label": "positive", "score": 0.7}))
+    assert answer(proxy.handler(event({"text": "good"}, content_type="application/json; version=1"), None))[0] == 200
+    ev = event({"text": "good"}, content_type=None)
+    ev["headers"] = None
+    ev["multiValueHeaders"] = {"Content-Type": ["text/plain", "application/json"]}  # the last one counts
+    proxy.stub.add_response("invoke_endpoint", ok_response({"label": "positive", "score": 0.7}))
+    assert answer(proxy.handler(ev, None))[0] == 200
+
+
+def test_only_a_405_says_what_is_allowed(proxy):
+    assert proxy.handler(event({"text": "x"}, method="GET"), None)["headers"]["Allow"] == "POST, OPTIONS"
+    for ev in (event({"text": 1}), event({"text": "x"}, path="/other"), event("x" * 200_000)):
+        assert "Allow" not in proxy.handler(ev, None)["headers"]
+
+
+def test_a_validation_error_that_is_not_a_missing_endpoint_is_502(proxy):
+    proxy.stub.add_client_error("invoke_endpoint", service_error_code="ValidationError",
+                                service_message="1 validation error detected", http_status_code=400)
+    status, body = answer(proxy.handler(event({"text": "good"}), None))
+    assert status == 502 and "does not exist" not in body["error"]
+
+
+def test_a_body_that_is_not_text_is_400(proxy):
+    for body in (7, ["x"], {"text": "x"}):
+        status, answer_body = answer(proxy.handler({**event("x"), "body": body}, None))
+        assert status == 400 and "could not be read" in answer_body["error"]
+
+
+@pytest.mark.parametrize("raw", [b'{"label": "positive", "score": true}', b'{"label": "positive", "score": "0.5"}',
+                                 b'{"label": "maybe", "score": 0.5}', b'{"score": 0.5}', b'[1]'])
+def test_an_answer_that_is_not_a_prediction_is_502(proxy, raw):
+    proxy.stub.add_response("invoke_endpoint", {"Body": StreamingBody(io.BytesIO(raw), len(raw))})
+    status, body = answer(proxy.handler(event({"text": "good"}), None))
+    assert status == 502 and "does not understand" in body["error"]
+
+
+def test_base64_body_at_the_limit_is_accepted(proxy):
+    prefix, suffix = '{"text": "', '"}'
+    raw = (prefix + "a" * (131_072 - len(prefix) - len(suffix)) + suffix).encode()
+    proxy.stub.add_response("invoke_endpoint", ok_response({"label": "positive", "score": 0.5}))
+    assert answer(proxy.handler(event(raw, b64=True), None))[0] == 200
+
+
 def test_body_at_the_limit_is_accepted(proxy):
     prefix, suffix = '{"text": "', '"}'
     text = "a" * (131_072 - len(prefix) - len(suffix))
@@ -160,10 +270,12 @@ def test_options_and_cors(load_proxy_handler):
     assert "Access-Control-Allow-Origin" not in res["headers"]
 
 
-def test_missing_endpoint_name_is_503(load_proxy_handler):
+def test_missing_endpoint_name_is_503(load_proxy_handler, capsys):
     mod = load_proxy_handler(ENDPOINT_NAME="")
     status, body = answer(mod.handler(event({"text": "good"}), None))
     assert status == 503 and "ENDPOINT_NAME" in body["error"]
+    (line,) = capsys.readouterr().out.splitlines()
+    assert json.loads(line)["level"] == "WARNING" and json.loads(line)["status"] == 503  # 5xx: not INFO
 
 
 def test_garbage_event_is_json_not_500(proxy):
@@ -189,6 +301,20 @@ def test_garbage_event_is_json_not_500(proxy):
     ("ValidationError", 400, {}, 503, "does not exist"),
     ("AccessDeniedException", 400, {}, 502, "IAM"),
     ("InternalFailure", 500, {}, 502, "failed"),
+    # the container's statuses that are not the caller's mistake although they are 4xx
+    ("ModelError", 424, {"OriginalStatusCode": 404, "OriginalMessage": '{"error": "no route"}'}, 502,
+     "no invocations route"),
+    ("ModelError", 424, {"OriginalStatusCode": 405, "OriginalMessage": '{"error": "use POST"}'}, 502,
+     "no invocations route"),
+    ("ModelError", 424, {"OriginalStatusCode": 408, "OriginalMessage": '{"error": "too slow"}'}, 504,
+     "in time"),
+    ("ModelError", 424, {"OriginalStatusCode": 429, "OriginalMessage": '{"error": "busy"}'}, 503,
+     "not ready"),
+    ("ModelError", 424, {"OriginalStatusCode": 504, "OriginalMessage": "gateway timeout"}, 504, "in time"),
+    ("ModelError", 424, {"OriginalStatusCode": 502, "OriginalMessage": '{"error": "upstream bad"}'}, 502,
+     "upstream bad"),
+    ("ModelError", 424, {}, 502, "status unknown"),
+    ("RequestTimeout", 504, {}, 504, "in time"),
 ])
 def test_endpoint_errors_are_mapped(proxy, code, http, extra, status, needle):
     message = ("Endpoint test-endpoint of account 123456789012 not found."
@@ -199,6 +325,35 @@ def test_endpoint_errors_are_mapped(proxy, code, http, extra, status, needle):
     assert got == status
     assert needle in body["error"]
     assert "Traceback" not in body["error"]
+
+
+@pytest.mark.parametrize("status, expected, needle", [(404, 502, "no invocations route"),
+                                                       (405, 502, "no invocations route"),
+                                                       (408, 504, "in time"), (429, 503, "not ready"),
+                                                       (504, 504, "in time"), (413, 413, "bad review")])
+def test_plain_server_statuses_are_mapped(load_proxy_handler, fake_endpoint, status, expected, needle):
+    mod = load_proxy_handler(fake_endpoint.url)
+    fake_endpoint.mode, fake_endpoint.status = "status", status
+    got, body = answer(mod.handler(event({"text": "good"}), None))
+    assert (got, needle in body["error"]) == (expected, True), body
+
+
+def test_a_client_that_cannot_be_created_is_502_and_is_tried_again(load_proxy_handler, monkeypatch, tmp_path):
+    from fixtures_local import HANDLER_PATH, load_module
+    load_proxy_handler()  # the environment of the other tests
+    for key in ("AWS_DEFAULT_REGION", "AWS_REGION"):
+        monkeypatch.delenv(key, raising=False)
+    (tmp_path / "config").write_text("")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    mod = load_module("proxy_handler_without_region", HANDLER_PATH)  # import must not fail
+    assert mod._CLIENT is None and mod._CLIENT_ERROR is not None
+    status, body = answer(mod.handler(event({"text": "good"}), None))
+    assert status == 502 and "cannot create its SageMaker client" in body["error"]
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")  # fixed: the next request builds it
+    with Stubber(mod._client()) as stub:
+        stub.add_response("invoke_endpoint", ok_response({"label": "positive", "score": 0.7}))
+        assert answer(mod.handler(event({"text": "good"}), None))[0] == 200
+    assert mod._CLIENT_ERROR is None
 
 
 def test_endpoint_answer_that_is_not_a_prediction_is_502(proxy):

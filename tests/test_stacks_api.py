@@ -6,6 +6,7 @@ import json
 from aws_cdk.assertions import Match
 
 from cdk_support import app_default, app_provisioned, synth  # noqa: F401  (fixtures)
+from fixtures_local import REPO, load_module
 
 
 def _function(app):
@@ -17,7 +18,12 @@ def _function(app):
 def test_proxy_function(app_default):
     fn = _function(app_default)
     assert fn["Runtime"].startswith("python3.1") and int(fn["Runtime"].split(".")[1]) >= 12
-    assert fn["Timeout"] < 29  # API Gateway's integration limit
+    # The handler's own worst case (2 attempts of connect + read, one back-off) must end before the
+    # Lambda is cut off, or the caller gets API Gateway's bare 502 instead of the handler's 504; and
+    # the Lambda must end before API Gateway's 29 s integration limit.
+    proxy = load_module("proxy_handler_for_the_template", REPO / "lambda" / "proxy" / "handler.py")
+    worst = proxy.MAX_ATTEMPTS * (proxy.CONNECT_TIMEOUT_S + proxy.READ_TIMEOUT_S) + 1.0
+    assert worst <= fn["Timeout"] < 29, (worst, fn["Timeout"])
     assert list(fn["Environment"]["Variables"]) == ["ENDPOINT_NAME"]
     # The name itself, not a reference to the endpoint stack: a renamed endpoint changes this template.
     assert fn["Environment"]["Variables"]["ENDPOINT_NAME"] == "imdb-sentiment"
