@@ -62,10 +62,31 @@ def _keyword_is(call: ast.Call, name: str, value) -> bool:
                for k in call.keywords)
 
 
+# Conventional short names, for code that uses them without importing them in the same file.
+_CONVENTIONAL = {"np": "numpy", "pd": "pandas"}
+
+
+def _aliases(tree: ast.AST) -> dict[str, str]:
+    """Local name -> what it was imported as: ``import torch as t`` gives t -> torch, ``from torch
+    import load as l`` gives l -> torch.load. Calls are judged by what they call, not by its name."""
+    names = dict(_CONVENTIONAL)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                if a.asname:
+                    names[a.asname] = a.name
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            for a in node.names:
+                names[a.asname or a.name] = f"{node.module}.{a.name}"
+    return names
+
+
 def unsafe_deserialization(source: str, filename: str) -> list[str]:
     """Every pickle-family import and every call that unpickles or writes pickle, with its line."""
     found = []
-    for node in ast.walk(ast.parse(source, filename)):
+    tree = ast.parse(source, filename)
+    aliases = _aliases(tree)
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found += [f"{filename}:{node.lineno} import {a.name}" for a in node.names
                       if a.name.split(".")[0] in PICKLE_MODULES]
@@ -73,16 +94,17 @@ def unsafe_deserialization(source: str, filename: str) -> list[str]:
             found.append(f"{filename}:{node.lineno} from {node.module} import ...")
         elif isinstance(node, ast.Call):
             name = _dotted(node.func)
-            short = ".".join(name.split(".")[-2:])
-            if short == "torch.load" and not _keyword_is(node, "weights_only", True):
-                found.append(f"{filename}:{node.lineno} torch.load without weights_only=True")
-            elif short in ("torch.save", "jit.load", "package.PackageImporter", "pandas.read_pickle",
-                           "pd.read_pickle", "yaml.unsafe_load") or name.endswith("__reduce__"):
-                found.append(f"{filename}:{node.lineno} {name}")
-            elif short in ("np.load", "numpy.load") and _keyword_is(node, "allow_pickle", True):
-                found.append(f"{filename}:{node.lineno} {name}(allow_pickle=True)")
-            elif short == "yaml.load" and not any(k.arg == "Loader" for k in node.keywords):
-                found.append(f"{filename}:{node.lineno} yaml.load without a safe Loader")
+            head, _, rest = name.partition(".")
+            full = aliases.get(head, head) + ("." + rest if rest else "")
+            if full == "torch.load" and not _keyword_is(node, "weights_only", True):
+                found.append(f"{filename}:{node.lineno} torch.load without weights_only=True ({name})")
+            elif full in ("torch.save", "torch.jit.load", "torch.package.PackageImporter",
+                          "pandas.read_pickle", "yaml.unsafe_load") or name.endswith("__reduce__"):
+                found.append(f"{filename}:{node.lineno} {full} ({name})")
+            elif full == "numpy.load" and _keyword_is(node, "allow_pickle", True):
+                found.append(f"{filename}:{node.lineno} numpy.load(allow_pickle=True) ({name})")
+            elif full == "yaml.load" and not any(k.arg == "Loader" for k in node.keywords):
+                found.append(f"{filename}:{node.lineno} yaml.load without a safe Loader ({name})")
     return found
 
 
@@ -92,6 +114,31 @@ def test_the_scanner_finds_what_it_looks_for():
            "import numpy as np\nnp.load('x.npy', allow_pickle=True)\nimport yaml\nyaml.load(s)\n")
     assert len(unsafe_deserialization(bad, "bad.py")) == 7
     good = "import torch\ntorch.load('m.pt', weights_only=True)\nnp.load('x.npy')\nyaml.load(s, Loader=L)\n"
+    assert unsafe_deserialization(good, "good.py") == []
+
+
+@pytest.mark.parametrize("source", [
+    "import torch as t\nt.load('m.pt')\n",
+    "from torch import load\nload('m.pt')\n",
+    "from torch import load as read_weights\nread_weights('m.pt', weights_only=False)\n",
+    "from torch import save\nsave({}, 'm.pt')\n",
+    "import torch.jit as tj\ntj.load('m.pt')\n",
+    "from torch import jit\njit.load('m.pt')\n",
+    "from torch.jit import load as jl\njl('m.pt')\n",
+    "import numpy\nnumpy.load('x.npy', allow_pickle=True)\n",
+    "from numpy import load as nl\nnl('x.npy', allow_pickle=True)\n",
+    "import pandas as p\np.read_pickle('x')\n",
+    "from yaml import load\nload(s)\n",
+    "from yaml import unsafe_load as ul\nul(s)\n",
+])
+def test_the_scanner_sees_through_aliases(source):
+    assert len(unsafe_deserialization(source, "alias.py")) == 1, source
+
+
+def test_aliases_of_safe_calls_are_not_findings():
+    good = ("import torch as t\nt.load('m.pt', weights_only=True)\nfrom torch import load\n"
+            "load('m.pt', weights_only=True)\nfrom numpy import load as nl\nnl('x.npy')\n"
+            "from yaml import load as yl\nyl(s, Loader=SafeLoader)\nfrom json import load\nload(f)\n")
     assert unsafe_deserialization(good, "good.py") == []
 
 
