@@ -19,6 +19,7 @@ import io
 import json
 import os
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -58,22 +59,8 @@ NATURAL_NEGATIVE_REVIEW = ("A boring, badly written mess. The plot makes no sens
 
 # --------------------------------------------------------------------------- helpers
 
-def free_port() -> int:
-    with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def child_env(**extra: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env.setdefault("PYTHONUNBUFFERED", "1")
-    if "NLTK_DATA" not in env and SHARED_NLTK.is_dir():
-        env["NLTK_DATA"] = str(SHARED_NLTK)
-    # No real AWS anywhere in these tests.
-    for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
-        env.pop(key, None)
-    env.update(extra)
-    return env
+# One free_port and one child_env for every test module (the same environment for every child).
+from fixtures_model import ServeProcess, child_env, free_port  # noqa: E402,F401
 
 
 def wait_http(url: str, timeout: float = 60.0, proc: subprocess.Popen | None = None,
@@ -203,10 +190,6 @@ def write_tiny_imdb(path: Path, per_class: dict[str, int] | None = None, seed: i
     return path
 
 
-def model_package_ready() -> bool:
-    return (REPO / "model" / "train.py").is_file() and (REPO / "model" / "serve.py").is_file()
-
-
 def train_tiny_model(data: Path, model_dir: Path, log: Path) -> Path:
     cmd = [PYTHON, "-m", "model.train", "--data", str(data), "--model-dir", str(model_dir),
            "--preset", "tiny", "--quiet", "--no-test",
@@ -220,39 +203,43 @@ def train_tiny_model(data: Path, model_dir: Path, log: Path) -> Path:
     return model_dir
 
 
-class Serve:
-    """A running ``python -m model.serve`` on loopback."""
+class Serve(ServeProcess):
+    """A running ``python -m model.serve`` on loopback, one worker (fixtures_model's launcher)."""
 
     def __init__(self, model_dir: Path, log: Path, port: int | None = None):
-        self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = log
-        self.proc = start_group([PYTHON, "-m", "model.serve", "--model-dir", str(model_dir),
-                                 "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"], log)
-        try:
-            wait_http(self.url + "/ping", timeout=90, proc=self.proc, log=log)
-        except Exception:
-            self.stop()
-            raise
-
-    def stop(self) -> None:
-        stop_group(self.proc)
+        super().__init__(log, model_dir, workers=1, port=port)
 
 
 class Front:
     """A running ``scripts/local_front.py`` in front of an endpoint URL."""
 
     def __init__(self, endpoint_url: str, log: Path, port: int | None = None, extra: list[str] = ()):
-        self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
-        self.proc = start_group([PYTHON, str(REPO / "scripts" / "local_front.py"), "--port", str(self.port),
+        offset = log.stat().st_size if log.exists() else 0
+        self.proc = start_group([PYTHON, str(REPO / "scripts" / "local_front.py"), "--port", str(port or 0),
                                  "--endpoint-url", endpoint_url, *extra], log)
         try:
+            self.port = port or self._reported_port(offset)
+            self.url = f"http://127.0.0.1:{self.port}"
             wait_http(self.url + "/config.json", timeout=30, proc=self.proc, log=log)
         except Exception:
             self.stop()
             raise
+
+    def _reported_port(self, offset: int, timeout: float = 60.0) -> int:
+        """The port of the ``local_front: serving ... on http://host:PORT/`` line (port 0 bound)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with open(self.log, "rb") as fh:
+                fh.seek(offset)
+                found = re.search(rb"local_front: serving .* on http://[^:/ ]+:(\d+)/", fh.read())
+            if found:
+                return int(found[1])
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"local_front exited with {self.proc.returncode}:\n"
+                                   f"{self.log.read_text(errors='replace')[-3000:]}")
+            time.sleep(0.05)
+        raise TimeoutError(f"local_front reported no port in {timeout:.0f}s")
 
     def stop(self) -> None:
         stop_group(self.proc)
@@ -459,8 +446,6 @@ def tiny_imdb_tgz(local_tmp) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(local_tmp, tiny_imdb_tgz) -> Path:
-    if not model_package_ready():
-        pytest.skip("model/train.py and model/serve.py are not there yet")
     return train_tiny_model(tiny_imdb_tgz, local_tmp / "tiny_model", local_tmp / "train.log")
 
 

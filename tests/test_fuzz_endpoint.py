@@ -30,6 +30,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from fixtures_model import ServeProcess, http
+from fixtures_model import read_answer as shared_read_answer
 from model import inference
 from model.inference import MAX_BODY_BYTES, MAX_INSTANCES, RequestError, input_fn
 
@@ -212,26 +213,8 @@ def exchange(port: int, head: bytes, body: bytes = b"", timeout: float = 30.0):
 
 
 def read_answer(s: socket.socket):
-    buf = b""
-    try:
-        while b"\r\n\r\n" not in buf:
-            chunk = s.recv(65536)
-            if not chunk:
-                return None
-            buf += chunk
-        head, _, rest = buf.partition(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        status = int(lines[0].split(" ")[1])
-        headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:])}
-        length = int(headers["content-length"])
-        while len(rest) < length:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            rest += chunk
-    except ConnectionResetError:
-        return None
-    return status, headers, rest[:length]
+    """One answer, or None when the server closed (or reset) the connection first."""
+    return shared_read_answer(s, closed_ok=True)
 
 
 def post_head(path: str, ctype: str | None, length: int, chunked: bool = False) -> bytes:

@@ -58,7 +58,7 @@ def test_validation_split_falls_back_to_random_without_movies():
     assert train and val
 
 
-def test_unlabelled_reviews_come_from_the_archive_or_a_siblingwrite_tar_gz(tmp_path):
+def test_unlabelled_reviews_come_from_the_archive_or_a_sibling(tmp_path):
     unsup = {"aclImdb/train/unsup/10_0.txt": "ten", "aclImdb/train/unsup/2_0.txt": "two"}
     both = load(write_tar_gz(tmp_path / "orig.tar.gz", {**LABELLED, **unsup}), unlabelled=True)
     assert both.unlabelled == ["two", "ten"]  # in id order
