@@ -8,7 +8,7 @@ export NLTK_DATA ?= $(abspath ../shared/nltk_data)
 
 LOCK := model/requirements.lock
 
-.PHONY: help setup cdk-setup system-deps local test test-sagemaker image lock synth deploy destroy data train evaluate clean
+.PHONY: help setup cdk-setup system-deps local test test-sagemaker mutation image lock synth deploy destroy data train evaluate clean
 
 help:
 	@echo "make local           run the whole chain here: train if needed, serve, API, page"
@@ -16,6 +16,7 @@ help:
 	@echo "  ARGS=--retrain       train again even if .local/model holds a model"
 	@echo "make test            the whole test suite (sets up the venv, the CDK CLI, Chromium, podman)"
 	@echo "make test-sagemaker  the SageMaker SDK script against moto, in a venv of its own"
+	@echo "make mutation        mutation testing of the modules behind docs/reliability.md (slow; ARGS=proxy ...)"
 	@echo "make image           build model/Dockerfile (Docker, Podman or buildah); prints the image"
 	@echo "make lock            regenerate model/requirements.lock from model/requirements.in"
 	@echo "make data            fetch the IMDB archive (or find ../shared/data) into ./data"
@@ -80,6 +81,11 @@ test-sagemaker:
 	python3 -m venv .venv-sagemaker
 	.venv-sagemaker/bin/pip install -q 'sagemaker>=2.200,<3' 'moto[s3,sagemaker]>=5,<6' 'pytest>=8,<10'
 	.venv-sagemaker/bin/python -m pytest -p no:cacheprovider --noconftest tests/test_sagemaker_job.py
+
+# Not part of `make test`: it runs the tests once per mutant (1-3 hours per module here). Niced, one
+# mutant at a time, in a scratch copy of the tree (scripts/mutation.py); ARGS names targets.
+mutation: setup
+	nice -n 19 $(PY) scripts/mutation.py $(ARGS)
 
 # Prints the built image's reference as its last line (scripts/build_image.py explains the rest).
 image:

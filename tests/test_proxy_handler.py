@@ -222,6 +222,12 @@ def test_a_validation_error_that_is_not_a_missing_endpoint_is_502(proxy):
     assert status == 502 and "does not exist" not in body["error"]
 
 
+def test_a_body_with_a_lone_surrogate_is_400(proxy):
+    """Lambda's JSON event decoder lets a lone surrogate escape through into the body string."""
+    status, body = answer(proxy.handler({**event("x"), "body": '{"text": "\ud800"}'}, None))
+    assert status == 400 and "UTF-8" in body["error"]
+
+
 def test_a_body_that_is_not_text_is_400(proxy):
     for body in (7, ["x"], {"text": "x"}):
         status, answer_body = answer(proxy.handler({**event("x"), "body": body}, None))

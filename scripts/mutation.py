@@ -1,0 +1,219 @@
+"""Mutation testing of the modules that carry docs/reliability.md's promises (`make mutation`).
+
+    python scripts/mutation.py [TARGET ...]      # default: every target; `--list` names them
+
+Each target is one module and the fast tests that cover it. cosmic-ray mutates the module in a
+scratch copy of the repository (tracked and untracked, not ignored files), never in this working
+tree: several people and test runs share it, and a mutated file must not be seen by any of them.
+Mutants run one at a time (the local distributor), with the tests stopping at their first failure.
+
+Per target it prints killed / survived / timed out / incompetent (the mutant does not import) and
+writes every survivor's diff to test-artifacts/mutation/<target>.txt. docs/reliability.md records
+the figures and why the survivors that remain may live.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+OUT = REPO / "test-artifacts" / "mutation"
+
+# Left out to bound a run, since each mutant costs one run of the tests:
+# an arithmetic operator replaced by a bitwise one, a shift, a power, a modulo or a floor division,
+# and a comparison turned into an identity or membership test (`<` into `is`, `==` into `in`).
+# Any test that reaches such a line kills these, or the module no longer imports; the Add/Sub/Mul/
+# Div swaps and the comparisons among themselves (`<` into `<=`, `==` into `!=`, ...) remain, as do
+# `is` <-> `is not` and `in` <-> `not in`.
+_ARITH = r"(Add|Sub|Mul|Div|FloorDiv|Mod|Pow|RShift|LShift|BitOr|BitAnd|BitXor)"
+_ORDER = r"(Eq|NotEq|Lt|LtE|Gt|GtE)"
+EXCLUDED_OPERATORS = [rf"core/ReplaceBinaryOperator_{_ARITH}_(FloorDiv|Mod|Pow|RShift|LShift|BitOr|BitAnd|BitXor)$",
+                      r"core/ReplaceBinaryOperator_(FloorDiv|Mod|Pow|RShift|LShift|BitOr|BitAnd|BitXor)_.*",
+                      rf"core/ReplaceComparisonOperator_{_ORDER}_(Is|IsNot|In|NotIn)$",
+                      r"core/ReplaceComparisonOperator_(Is|IsNot)_(Eq|NotEq|Lt|LtE|Gt|GtE|In|NotIn)$",
+                      r"core/ReplaceComparisonOperator_(In|NotIn)_(Eq|NotEq|Lt|LtE|Gt|GtE|Is|IsNot)$"]
+
+
+@dataclass
+class Target:
+    module: str
+    tests: list[str]
+    # Only these top-level names (functions, classes' methods as Class.method, constants) are mutated;
+    # empty: the whole module.
+    only: list[str] = field(default_factory=list)
+    timeout_s: float = 90.0
+
+
+TARGETS = {
+    "preprocess": Target("model/preprocess.py", ["tests/test_preprocess.py"]),
+    "inference": Target("model/inference.py", [
+        "tests/test_inference.py",
+        "tests/test_fuzz_endpoint.py::test_handlers_any_body_any_content_type"]),
+    # The serving code's limits: what a request may be (head, length, chunks, time) and the settings
+    # that set them. The event loop and the balancing are exercised by the server tests, which start
+    # real processes and take minutes per mutant.
+    "serve-limits": Target("model/serve.py", [
+        "tests/test_serve_limits.py",
+        "tests/test_serve.py::test_configuration_from_sagemaker_environment",
+        "tests/test_serve.py::test_bad_configuration_is_refused_with_a_message"],
+        only=["MAX_HEADER_BYTES", "MAX_CHUNKED_OVERHEAD", "Config.from_args", "_parse_head",
+              "_dechunk", "Worker._read", "Worker._parse", "Worker._sweep", "respawn_delay"]),
+    "proxy": Target("lambda/proxy/handler.py", ["tests/test_proxy_handler.py"]),
+    "training-job": Target("lambda/training_job/handler.py", ["tests/test_training_job_handler.py"]),
+    "settings": Target("stacks/settings.py", ["tests/test_stacks_settings.py"]),
+}
+
+
+def line_ranges(path: Path, names: list[str]) -> list[str]:
+    """'start-end' line ranges of the named top-level definitions (``Class.method`` for methods)."""
+    tree = ast.parse(path.read_text())
+    found: dict[str, tuple[int, int]] = {}
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            found[node.name] = (node.lineno, node.end_lineno)
+        elif isinstance(node, ast.ClassDef):
+            for item in node.body:
+                if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    found[f"{node.name}.{item.name}"] = (item.lineno, item.end_lineno)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for t in targets:
+                if isinstance(t, ast.Name):
+                    found[t.id] = (node.lineno, node.end_lineno)
+    missing = [n for n in names if n not in found]
+    if missing:
+        raise SystemExit(f"mutation: {path} has no {', '.join(missing)} (renamed? update TARGETS)")
+    return [f"{found[n][0]}-{found[n][1]}" for n in names]
+
+
+def scratch_copy(dest: Path) -> None:
+    files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                           cwd=REPO, check=True, capture_output=True).stdout.split(b"\0")
+    for name in filter(None, files):
+        src = REPO / os.fsdecode(name)
+        if src.is_file():  # deleted in the work tree but still in the index: skip
+            (dest / os.fsdecode(name)).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / os.fsdecode(name))
+
+
+def toml_str(value: str) -> str:
+    return json.dumps(value)  # a JSON string is a valid TOML basic string
+
+
+def run_target(name: str, target: Target, keep: bool) -> dict:
+    work = Path(tempfile.mkdtemp(prefix=f"mutation-{name}-"))
+    try:
+        scratch_copy(work)
+        module = work / target.module
+        if not module.is_file():
+            raise SystemExit(f"mutation: {target.module} does not exist (moved? update TARGETS)")
+        test_cmd = " ".join([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
+                             "--hypothesis-seed=0", *target.tests])
+        lines = ""
+        if target.only:
+            ranges = ", ".join(toml_str(r) for r in line_ranges(module, target.only))
+            lines = f"\n[cosmic-ray.filters.line-filter.lines]\n{toml_str(target.module)} = [{ranges}]\n"
+        excluded = ", ".join(toml_str(e) for e in EXCLUDED_OPERATORS)
+        config = work / "cosmic-ray.toml"
+        config.write_text(f"""[cosmic-ray]
+module-path = {toml_str(target.module)}
+timeout = {target.timeout_s}
+excluded-modules = []
+test-command = {toml_str(test_cmd)}
+
+[cosmic-ray.distributor]
+name = "local"
+
+[cosmic-ray.filters.operators-filter]
+exclude-operators = [{excluded}]
+{lines}""")
+        session = work / "session.sqlite"
+        bindir = Path(sys.executable).parent
+
+        def cr(*args: str) -> subprocess.CompletedProcess:
+            return subprocess.run([str(bindir / args[0]), *args[1:]], cwd=work, text=True,
+                                  capture_output=True)
+
+        started = time.monotonic()
+        for step in (("cosmic-ray", "init", str(config), str(session)),
+                     ("cr-filter-pragma", str(session)),
+                     ("cr-filter-operators", str(session), str(config)),
+                     *((("cr-filter-lines", "--config", str(config), str(session)),) if target.only else ())):
+            done = cr(*step)
+            if done.returncode != 0:
+                raise SystemExit(f"mutation: {' '.join(step[:2])} failed:\n{done.stderr[-3000:]}")
+        baseline = cr("cosmic-ray", "baseline", str(config))
+        if baseline.returncode != 0:
+            raise SystemExit(f"mutation: the tests fail without any mutation ({name}):\n"
+                             f"{baseline.stdout[-2000:]}{baseline.stderr[-2000:]}")
+        done = cr("cosmic-ray", "exec", str(config), str(session))
+        if done.returncode != 0:
+            raise SystemExit(f"mutation: exec failed ({name}):\n{done.stderr[-3000:]}")
+        dump = cr("cosmic-ray", "dump", str(session)).stdout
+        counts = {"killed": 0, "survived": 0, "timeout": 0, "incompetent": 0, "skipped": 0}
+        survivors = []
+        for line in dump.splitlines():
+            item, result = json.loads(line)
+            outcome = (result or {}).get("worker_outcome")
+            if outcome == "skipped":
+                counts["skipped"] += 1
+            elif outcome == "normal":
+                kind = {"killed": "killed", "survived": "survived"}.get(result["test_outcome"],
+                                                                          "incompetent")
+                counts[kind] += 1
+                if kind == "survived":
+                    survivors.append((item, result))
+            elif outcome == "timeout":
+                counts["timeout"] += 1
+            else:
+                counts["incompetent"] += 1  # the mutant could not even be applied or imported
+        OUT.mkdir(parents=True, exist_ok=True)
+        with open(OUT / f"{name}.txt", "w") as fh:
+            for item, result in sorted(survivors, key=lambda s: s[0]["mutations"][0]["start_pos"]):
+                m = item["mutations"][0]
+                fh.write(f"# {m['module_path']}:{m['start_pos'][0]} {m['operator_name']} "
+                         f"occurrence {m['occurrence']}\n{result.get('diff', '')}\n")
+        counts["seconds"] = round(time.monotonic() - started)
+        return counts
+    finally:
+        if keep:
+            print(f"mutation: scratch copy kept in {work}", file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("targets", nargs="*", help="targets to run (default: all)")
+    p.add_argument("--list", action="store_true", help="name the targets and their tests")
+    p.add_argument("--keep", action="store_true", help="keep the scratch copies (to look at a session)")
+    args = p.parse_args(argv)
+    if args.list:
+        for name, t in TARGETS.items():
+            print(f"{name:14} {t.module}{' (' + ', '.join(t.only) + ')' if t.only else ''}\n"
+                  f"{'':14} {' '.join(t.tests)}")
+        return 0
+    unknown = [t for t in args.targets if t not in TARGETS]
+    if unknown:
+        p.error(f"unknown target {', '.join(unknown)}; targets: {', '.join(TARGETS)}")
+    for name in args.targets or list(TARGETS):
+        counts = run_target(name, TARGETS[name], args.keep)
+        mutants = counts["killed"] + counts["survived"] + counts["timeout"] + counts["incompetent"]
+        print(f"{name}: {mutants} mutants, {counts['killed']} killed, {counts['survived']} survived, "
+              f"{counts['timeout']} timed out, {counts['incompetent']} incompetent "
+              f"({counts['skipped']} filtered out; {counts['seconds']} s); survivors in "
+              f"{(OUT / (name + '.txt')).relative_to(REPO)}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
