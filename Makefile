@@ -32,7 +32,8 @@ help:
 
 # torch's CPU build, asked for by its local version label from PyTorch's CPU index: a plain
 # `torch==X` from PyPI is the several-GB CUDA build on Linux x86_64 (tests/test_torch_build.py).
-# The venv runs the versions the image runs: the image's lock, without its hashes, constrains it.
+# The venv runs the versions the image runs: the image's lock, without its hashes, constrains it, and
+# torch's own dependencies come from it too (one look-up of the CPU index, not one per dependency).
 TORCH_VERSION := $(shell sed -n 's/^torch==//p' model/requirements.in)
 TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 $(STAMP): pyproject.toml $(LOCK)
@@ -40,7 +41,7 @@ $(STAMP): pyproject.toml $(LOCK)
 	@echo "setup: the first run takes 2-4 minutes, later runs nothing"
 	python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q --extra-index-url $(TORCH_CPU_INDEX) torch==$(TORCH_VERSION)+cpu
+	$(PIP) install -q --no-deps --extra-index-url $(TORCH_CPU_INDEX) torch==$(TORCH_VERSION)+cpu
 	sed -e '/--hash=/d' -e 's/ \\$$//' $(LOCK) > $(VENV)/constraints.txt
 	$(PIP) install -q -c $(VENV)/constraints.txt -e '.[cdk,dev]'
 	@echo "setup: done ($(VENV))"

@@ -23,11 +23,6 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
 
 
-def pytest_configure(config):
-    config.addinivalue_line("markers", "sagemaker_sdk: needs the SageMaker Python SDK "
-                                       "(make test-sagemaker runs these in .venv-sagemaker)")
-
-
 def pytest_collection_modifyitems(config, items):
     if HAVE_SAGEMAKER_SDK:
         return
