@@ -37,7 +37,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "scripts"))
-from proctable import group_members  # noqa: E402  (re-exported for the tests)
+from proctable import group_members, stop_group  # noqa: E402  (group_members re-exported for the tests)
 PYTHON = sys.executable
 HANDLER_PATH = REPO / "lambda" / "proxy" / "handler.py"
 SHARED_NLTK = REPO.parent / "shared" / "nltk_data"
@@ -102,27 +102,6 @@ def start_group(cmd: list[str], log: Path, env: dict[str, str] | None = None,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
     finally:
         fh.close()
-
-
-def stop_group(proc: subprocess.Popen, timeout: float = 10.0) -> None:
-    """SIGTERM the process group, then SIGKILL what is left."""
-    if proc.poll() is None:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            pass
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)  # stragglers of the group (workers)
-    except (ProcessLookupError, PermissionError):
-        pass
-    try:
-        proc.wait(5)
-    except subprocess.TimeoutExpired:
-        pass
 
 
 def load_module(name: str, path: Path):
@@ -242,7 +221,7 @@ class Front:
         raise TimeoutError(f"local_front reported no port in {timeout:.0f}s")
 
     def stop(self) -> None:
-        stop_group(self.proc)
+        stop_group(self.proc, timeout=10.0)
 
 
 def descendants(pid: int) -> list[int]:
