@@ -55,6 +55,16 @@ def failure_rates(cases: Sequence[Case], labels: Mapping[str, tuple[str, ...]]) 
     return rates
 
 
+def template_rates(cases: Sequence[Case], labels: Mapping[str, tuple[str, ...]]) -> dict[str, Rate]:
+    """{template id: Rate}: a category's rate hides that its templates often pass or fail whole."""
+    counts: dict[str, list[int]] = {}
+    for case in cases:
+        c = counts.setdefault(case.template_id, [0, 0])
+        c[0] += case.failed(labels[case.id])
+        c[1] += 1
+    return {tid: Rate(*c) for tid, c in counts.items()}
+
+
 def failures(cases: Sequence[Case], labels: Mapping[str, tuple[str, ...]], category: str,
              split: str | None = None) -> list[tuple[Case, tuple[str, ...]]]:
     return [(c, labels[c.id]) for c in cases

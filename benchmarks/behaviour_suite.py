@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402,F401 - puts the repository on sys.path
 from _common import footer, header  # noqa: E402
 from behaviour_cases import DEV, HELD_OUT, generate  # noqa: E402
-from behaviour_scoring import failure_rates, failures, label_cases, table  # noqa: E402
-from behaviour_templates import CATEGORIES  # noqa: E402
+from behaviour_scoring import failure_rates, failures, label_cases, table, template_rates  # noqa: E402
+from behaviour_templates import CATEGORIES, TEMPLATES  # noqa: E402
 from sentiment_predictors import MissingDependency, from_spec  # noqa: E402
 
 DEFAULT_MODELS = ("default=artifacts/model-card", "quick=.local/model", "original=artifacts/original",
@@ -39,6 +39,7 @@ def main() -> int:
                    help="NAME=DIR (an LSTM or NB-LR model directory) or vader; default: %(default)s")
     p.add_argument("--examples", type=int, default=3, help="failed sentences shown per model and category")
     p.add_argument("--held-out-examples", action="store_true", help="show held-out failures too")
+    p.add_argument("--by-template", action="store_true", help="also print each template's failure rate")
     p.add_argument("--cases-out", type=Path, help="write every sentence's score per model to this CSV")
     args = p.parse_args()
     _common.set_nltk_data()
@@ -70,6 +71,14 @@ def main() -> int:
           "case whose variants do not all keep the base sentence's label; overall = mean of the categories.")
     for cat, what in CATEGORIES.items():
         print(f"  {cat:26} {what}")
+
+    if args.by_template:
+        per_model = {pred.name: template_rates(cases, labels[pred.name]) for pred in predictors}
+        split_of = {c.template_id: c.split for c in cases}
+        print("\nfailure rate (%) per template: " + "  ".join(pred.name for pred in predictors))
+        for t in TEMPLATES:
+            cells = "  ".join(f"{100 * per_model[pred.name][t.id].value:5.1f}" for pred in predictors)
+            print(f"  {t.id:24} {split_of[t.id]:8} {t.label:8} {cells}  {t.text}")
 
     splits = (DEV, HELD_OUT) if args.held_out_examples else (DEV,)
     if args.examples:

@@ -21,7 +21,7 @@ import _common  # noqa: E402
 from _common import footer, header  # noqa: E402
 from sentiment_predictors import MissingDependency, require, vader_label  # noqa: E402
 
-C_GRID = (0.03, 0.1, 0.3, 1.0, 3.0)
+C_GRID = (0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0)
 
 
 def accuracy(pred, y) -> float:

@@ -80,7 +80,7 @@ class NBLogistic:
         config = json.loads((directory / CONFIG).read_text())
         if config["n_features"] != N_FEATURES or config["token_pattern"] != TOKEN_PATTERN:
             raise ValueError(f"{directory} was trained with other features than this code makes")
-        with np.load(directory / WEIGHTS) as arrays:
+        with np.load(directory / WEIGHTS, allow_pickle=False) as arrays:
             weights = np.zeros(N_FEATURES, dtype=np.float32)
             weights[arrays["index"]] = arrays["value"]
         return cls(weights, config["intercept"], config["C"])

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -61,11 +62,14 @@ def lstm(name: str, model_dir: Path) -> Predictor:
 
     artifact = load(model_dir)
     hp = artifact.hyperparameters
-    acc = artifact.config.get("validation_accuracy")
+    metrics_file = Path(model_dir) / "metrics.json"
+    test = json.loads(metrics_file.read_text()).get("test", {}) if metrics_file.is_file() else {}
     return Predictor(name, "lstm", lambda texts: probabilities(artifact.model, [artifact.encode(t) for t in texts]),
-                     f"LSTM artifact {model_dir} (preprocessing {hp.preprocessing}, vocabulary {hp.vocab_size}, "
-                     f"embedding {hp.embedding_dim}, hidden {hp.hidden_dim}, pooling {hp.pooling}, "
-                     f"validation accuracy {acc:.4f})" if acc is not None else f"LSTM artifact {model_dir}")
+                     f"LSTM artifact {model_dir} of {artifact.config.get('created', '?')} (preprocessing "
+                     f"{hp.preprocessing}, vocabulary {hp.vocab_size}, embedding {hp.embedding_dim}, hidden "
+                     f"{hp.hidden_dim}, pooling {hp.pooling}); validation accuracy "
+                     f"{artifact.config.get('validation_accuracy', float('nan')):.4f}, IMDB test accuracy "
+                     f"{test.get('accuracy', float('nan')):.4f}")
 
 
 def nblr(name: str, model_dir: Path) -> Predictor:
@@ -73,8 +77,11 @@ def nblr(name: str, model_dir: Path) -> Predictor:
     from nb_logistic import NBLogistic
 
     model = NBLogistic.load(model_dir)
+    config = json.loads((Path(model_dir) / "nblr.json").read_text())
     return Predictor(name, "nblr", lambda texts: model.probabilities(texts).tolist(),
-                     f"NB-weighted 1-3-gram logistic regression {model_dir} (C={model.c})")
+                     f"NB-weighted 1-3-gram logistic regression {model_dir} (C={model.c}); validation accuracy "
+                     f"{config.get('validation_accuracy', float('nan')):.4f}, IMDB test accuracy "
+                     f"{config.get('test_accuracy', float('nan')):.4f}")
 
 
 def vader(name: str = "vader") -> Predictor:

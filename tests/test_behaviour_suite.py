@@ -232,6 +232,16 @@ def test_table_shows_each_model_and_split_as_computed(cases):
     assert len([line for line in lines if line and not line.startswith("-")]) == 1 + len(CATEGORIES) + 1
 
 
+def test_template_rates_count_each_template_alone(cases):
+    labels = bs.label_cases(cases, lambda texts: [POS] * len(texts))
+    per = bs.template_rates(cases, labels)
+    assert set(per) == {t.id for t in TEMPLATES}
+    for t in TEMPLATES:
+        n = sum(c.template_id == t.id for c in cases)
+        want = 0 if t.category in INVARIANCE or t.label == POS else n
+        assert (per[t.id].failed, per[t.id].total) == (want, n), t.id
+
+
 def test_labeller_must_answer_every_text(cases):
     with pytest.raises(ValueError, match="labels for"):
         bs.label_cases(cases[:5], lambda texts: [POS])
