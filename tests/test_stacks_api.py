@@ -34,7 +34,10 @@ def test_proxy_function(app_default):
 def test_proxy_asset_is_lambda_proxy(app_default):
     fn = _function(app_default)
     key = fn["Code"]["S3Key"].removesuffix(".zip")
-    assert (app_default.outdir / f"asset.{key}" / "handler.py").is_file()
+    # the proxy's own file: lambda/training_job holds a handler.py too
+    assert sorted(p.name for p in (app_default.outdir / f"asset.{key}").iterdir()) == ["handler.py"]
+    assert ((app_default.outdir / f"asset.{key}" / "handler.py").read_bytes()
+            == (REPO / "lambda" / "proxy" / "handler.py").read_bytes())
 
 
 def test_invoke_endpoint_on_exactly_one_arn(app_default):

@@ -7,6 +7,7 @@ import re
 from aws_cdk.assertions import Match
 
 from cdk_support import app_default, app_provisioned  # noqa: F401  (fixtures)
+from fixtures_local import REPO, load_module
 from model.metrics import LOGGED_METRICS, metric_definitions
 
 
@@ -140,6 +141,22 @@ def test_handlers_run_the_training_job_code(app_default):
     for handler, timeout in (("handler.on_event", 180), ("handler.is_complete", 60)):
         t.has_resource_properties("AWS::Lambda::Function", {
             "Handler": handler, "Runtime": Match.string_like_regexp(r"^python3\.1[2-9]$"), "Timeout": timeout})
+
+
+def test_handlers_code_is_the_folder_that_holds_the_handler(app_default):
+    """Each function's Code is the asset of lambda/training_job, the handler file as it is in the
+    repository (any other folder would synthesize as well and fail only in the deploy, with
+    "Unable to import module 'handler'" or the wrong module's handler)."""
+    source = REPO / "lambda" / "training_job" / "handler.py"
+    functions = [f["Properties"] for f in app_default.resources("training", "AWS::Lambda::Function").values()
+                 if f["Properties"].get("Handler", "").startswith("handler.")]
+    assert sorted(f["Handler"] for f in functions) == ["handler.is_complete", "handler.on_event"]
+    for fn in functions:
+        asset = app_default.outdir / f"asset.{fn['Code']['S3Key'].removesuffix('.zip')}"
+        assert sorted(p.name for p in asset.iterdir()) == ["handler.py"], fn["Handler"]
+        assert (asset / "handler.py").read_bytes() == source.read_bytes(), fn["Handler"]
+        module = load_module(f"training_job_asset_{fn['Handler'].split('.')[1]}", asset / "handler.py")
+        assert callable(getattr(module, fn["Handler"].split(".")[1]))
 
 
 def test_outputs(app_default):

@@ -339,6 +339,36 @@ def test_delete_while_running_stops_the_job_and_waits(handler, sm):
     assert handler.is_complete(event("Delete", physical_id=name), None) == {"IsComplete": True}
 
 
+def test_delete_while_the_job_still_runs_stops_it_again_and_waits_for_it(handler, sm):
+    """The stop in on_event raced the job (not stoppable yet) and the job still runs when is_complete
+    looks: it is stopped from there, and the Delete waits until SageMaker says it has ended, since
+    the stack deletes the bucket the job still writes into next."""
+    name = handler.base_job_name(PROPS)
+    expect_describe(sm, name, "InProgress")
+    sm.add_client_error("stop_training_job", "ValidationException", "The job is not in a stoppable state.",
+                        expected_params={"TrainingJobName": name})
+    assert handler.on_event(event("Delete", physical_id=name), None) == {"PhysicalResourceId": name}
+    expect_describe(sm, name, "InProgress")
+    sm.add_response("stop_training_job", {}, {"TrainingJobName": name})
+    assert handler.is_complete(event("Delete", physical_id=name), None) == {"IsComplete": False}
+    sm.assert_no_pending_responses()  # the stop was called
+    expect_describe(sm, name, "Stopping")  # no stop scripted: a second one would fail the test
+    assert handler.is_complete(event("Delete", physical_id=name), None) == {"IsComplete": False}
+    expect_describe(sm, name, "Stopped")
+    assert handler.is_complete(event("Delete", physical_id=name), None) == {"IsComplete": True}
+
+
+@pytest.mark.parametrize("request_type", ["Replace", "delete", "", None])
+def test_an_unknown_request_type_fails_without_touching_a_job(handler, sm, request_type):
+    """CloudFormation sends Create, Update or Delete; anything else fails the request (the Provider
+    framework reports the message) rather than being taken for one of them. No SageMaker call is
+    scripted: any call would fail the test."""
+    with pytest.raises(ValueError, match=f"unknown RequestType {request_type!r}"):
+        handler.on_event(event(request_type, physical_id=handler.base_job_name(PROPS)), None)
+    with pytest.raises(ValueError, match=f"unknown RequestType {request_type!r}"):
+        handler.is_complete(event(request_type, physical_id=handler.base_job_name(PROPS)), None)
+
+
 def test_delete_of_a_finished_job_leaves_it(handler, sm):
     name = handler.base_job_name(PROPS)
     expect_describe(sm, name, "Completed")  # no stop call scripted: a stop would fail the test

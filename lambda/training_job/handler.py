@@ -229,6 +229,8 @@ def on_event(event, context):
 
 def is_complete(event, context):
     request = event["RequestType"]
+    if request not in ("Create", "Update", "Delete"):  # never waits on a job for a request it did not start
+        raise ValueError(f"unknown RequestType {request!r}")
     props = event["ResourceProperties"]
     name = event["PhysicalResourceId"]
     if request == "Delete":
