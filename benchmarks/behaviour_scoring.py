@@ -65,6 +65,23 @@ def template_rates(cases: Sequence[Case], labels: Mapping[str, tuple[str, ...]])
     return {tid: Rate(*c) for tid, c in counts.items()}
 
 
+def swap_effects(cases: Sequence[Case], scores: Mapping[str, float], words: Sequence[str],
+                 category: str) -> dict[str, float]:
+    """Per swapped word (a name, a title): the mean of (score of the sentence with it - the mean
+    score of its case's sentences), over the ``category``'s cases. 0 for a model that ignores it."""
+    shifts: dict[str, list[float]] = {w: [] for w in words}
+    for case in cases:
+        if case.category != category:
+            continue
+        mean = sum(scores[t] for t in case.texts) / len(case.texts)
+        for text in case.texts:
+            found = [w for w in words if w in text]
+            if len(found) != 1:
+                raise ValueError(f"case {case.id}: {text!r} holds {len(found)} of the swapped words")
+            shifts[found[0]].append(scores[text] - mean)
+    return {w: sum(v) / len(v) for w, v in shifts.items() if v}
+
+
 def failures(cases: Sequence[Case], labels: Mapping[str, tuple[str, ...]], category: str,
              split: str | None = None) -> list[tuple[Case, tuple[str, ...]]]:
     return [(c, labels[c.id]) for c in cases

@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402,F401 - puts the repository on sys.path
 from _common import footer, header  # noqa: E402
 from behaviour_cases import DEV, HELD_OUT, generate  # noqa: E402
-from behaviour_scoring import failure_rates, failures, label_cases, table, template_rates  # noqa: E402
-from behaviour_templates import CATEGORIES, TEMPLATES  # noqa: E402
+from behaviour_scoring import failure_rates, failures, label_cases, swap_effects, table, template_rates  # noqa: E402
+from behaviour_templates import CATEGORIES, SWAPPED_SLOT, TEMPLATES, WORDS  # noqa: E402
 from sentiment_predictors import MissingDependency, from_spec  # noqa: E402
 
 DEFAULT_MODELS = ("default=artifacts/model-card", "quick=.local/model", "original=artifacts/original",
@@ -79,6 +79,13 @@ def main() -> int:
         for t in TEMPLATES:
             cells = "  ".join(f"{100 * per_model[pred.name][t.id].value:5.1f}" for pred in predictors)
             print(f"  {t.id:24} {split_of[t.id]:8} {t.label:8} {cells}  {t.text}")
+
+    print("\nmean shift of the score by the name or title in a sentence, from its case's mean (names: "
+          "all INV_name cases; titles: all INV_title cases; VADER: compound)")
+    for cat, slot in SWAPPED_SLOT.items():
+        for pred in predictors:
+            effects = sorted(swap_effects(cases, scores[pred.name], WORDS[slot], cat).items(), key=lambda kv: kv[1])
+            print(f"  {slot:5} {pred.name:9} " + ", ".join(f"{w} {d:+.3f}" for w, d in effects))
 
     splits = (DEV, HELD_OUT) if args.held_out_examples else (DEV,)
     if args.examples:

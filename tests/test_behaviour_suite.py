@@ -242,6 +242,17 @@ def test_template_rates_count_each_template_alone(cases):
         assert (per[t.id].failed, per[t.id].total) == (want, n), t.id
 
 
+def test_swap_effects_find_the_one_name_a_model_dislikes(cases):
+    names = WORDS["name"]
+    scores = {t: (0.2 if "Chen Wei" in t else 0.8) for c in cases for t in c.texts}
+    effects = bs.swap_effects(cases, scores, names, "inv_name")
+    assert set(effects) == set(names)
+    assert min(effects, key=effects.get) == "Chen Wei" and effects["Chen Wei"] < -0.3
+    assert all(d >= 0 for n, d in effects.items() if n != "Chen Wei")
+    flat = bs.swap_effects(cases, {t: 0.7 for t in scores}, names, "inv_name")
+    assert all(d == pytest.approx(0.0) for d in flat.values())
+
+
 def test_labeller_must_answer_every_text(cases):
     with pytest.raises(ValueError, match="labels for"):
         bs.label_cases(cases[:5], lambda texts: [POS])
