@@ -27,7 +27,7 @@ from _common import footer, header  # noqa: E402
 from behaviour_cases import DEV, HELD_OUT, generate  # noqa: E402
 from behaviour_scoring import failure_rates, failures, label_cases, swap_effects, table, template_rates  # noqa: E402
 from behaviour_templates import CATEGORIES, SWAPPED_SLOT, TEMPLATES, WORDS  # noqa: E402
-from sentiment_predictors import MissingDependency, from_spec  # noqa: E402
+from sentiment_predictors import NEUTRAL, MissingDependency, from_spec  # noqa: E402
 
 DEFAULT_MODELS = ("default=artifacts/model-card", "quick=.local/model", "original=artifacts/original",
                   "nblr=artifacts/nblr", "vader")
@@ -63,7 +63,10 @@ def main() -> int:
         labels[pred.name] = label_cases(
             cases, lambda ts, s=scores[pred.name], p=pred: p.labels_of_scores([s[t] for t in ts]))
         rates[pred.name] = failure_rates(cases, labels[pred.name])
-        print(f"model {pred.name}: {pred.describe}; {time.perf_counter() - start:.1f} s", flush=True)
+        mft = [c for c in cases if not c.invariance]
+        neutral = sum(labels[pred.name][c.id][0] == NEUTRAL for c in mft)
+        said = f"; neutral for {neutral} of the {len(mft)} MFT sentences" if neutral else ""
+        print(f"model {pred.name}: {pred.describe}; {time.perf_counter() - start:.1f} s{said}", flush=True)
 
     print()
     print(table(cases, rates))
