@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import hashlib
 import re
+import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+sys.path.append(str(BENCHMARKS))  # appended: benchmark scripts must not shadow what other tests import
 
 import behaviour_cases as bc  # noqa: E402
 import behaviour_scoring as bs  # noqa: E402
@@ -264,3 +266,28 @@ def test_perturbations():
     assert bc.drop_commas("Honestly, good; fine.") == "Honestly good fine."
     import random
     assert bc.typo("ab great", random.Random(0)) in {"ab rgeat", "ab gerat", "ab graet", "ab greta"}
+
+
+# ------------------------------------------------------------------- missing optional packages
+
+_HIDE = """
+import importlib.util, sys
+real = importlib.util.find_spec
+importlib.util.find_spec = lambda name, *a: None if name in {hidden!r} else real(name, *a)
+sys.argv = ["behaviour_suite.py", "--models", {spec!r}]
+sys.path.insert(0, {bench!r})
+import behaviour_suite
+sys.exit(behaviour_suite.main())
+"""
+
+
+@pytest.mark.parametrize("hidden, spec, package", [("vaderSentiment", "vader", "vaderSentiment"),
+                                                    ("sklearn", "nblr=", "scikit-learn")], ids=["vader", "nblr"])
+def test_the_suite_says_which_package_to_install_when_one_is_missing(tmp_path, hidden, spec, package):
+    if spec.startswith("nblr="):  # a model directory that needs scikit-learn to load
+        (tmp_path / "nblr.json").write_text("{}")
+        spec = f"nblr={tmp_path}"
+    code = _HIDE.format(hidden=[hidden], spec=spec, bench=str(BENCHMARKS))
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2, run.stderr
+    assert f"pip install {package}" in run.stderr and "Traceback" not in run.stderr
