@@ -201,7 +201,8 @@ def main(argv: list[str] | None = None) -> int:
         reason = f"{type(exc).__name__}: {exc}"
         detail = reason
     except Exception as exc:  # noqa: BLE001 - a job must always leave a reason behind
-        reason = f"{type(exc).__name__}: {exc}"
+        # MemoryError() and friends carry no message: the type alone, not "MemoryError: "
+        reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         detail = traceback.format_exc()
     print(f"train: error: {detail}", file=sys.stderr, flush=True)
     if in_job:

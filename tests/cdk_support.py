@@ -13,17 +13,17 @@ from __future__ import annotations
 
 import atexit
 import functools
-import io
 import json
 import os
 import shutil
 import sys
-import tarfile
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
+from fixtures_model import write_tar_gz
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
@@ -43,14 +43,9 @@ def tiny_archive() -> Path:
     """A few reviews in the aclImdb layout, enough for the data stack to hash and upload."""
     path = _WORK / "tiny_aclImdb.tar.gz"
     if not path.exists():
-        with tarfile.open(path, "w:gz") as tar:
-            for split in ("train", "test"):
-                for label, word in (("pos", "wonderful"), ("neg", "awful")):
-                    for i in range(2):
-                        data = f"A {word} film, number {i}.".encode()
-                        info = tarfile.TarInfo(f"aclImdb/{split}/{label}/{i}_{8 if label == 'pos' else 2}.txt")
-                        info.size, info.mtime = len(data), 0
-                        tar.addfile(info, io.BytesIO(data))
+        write_tar_gz(path, {f"aclImdb/{split}/{label}/{i}_{8 if label == 'pos' else 2}.txt": f"A {word} film, number {i}."
+                            for split in ("train", "test") for label, word in (("pos", "wonderful"), ("neg", "awful"))
+                            for i in range(2)})
     return path
 
 

@@ -4,18 +4,21 @@ Loaded from ``tests/conftest.py`` through ``pytest_plugins``. Session-scoped and
 costs nothing until a test asks for it.
 
 * ``tiny_imdb_tgz``   a small aclImdb-layout archive of synthetic, clearly positive/negative reviews
-* ``tiny_model_dir``  a model trained on it with ``python -m model.train --preset tiny`` (seconds)
+* ``tiny_training``   a model trained on it once per run by the real ``train`` command in a SageMaker
+                      job layout (seconds): ``.model_dir``, ``.stdout``, ``.metrics``
+* ``tiny_model_dir``  that model's directory
 * ``local_mode``      ``scripts/local_mode.py`` (the README's first command) with that model on free ports:
                       ``.page_url`` (page + API through the real Lambda handler), ``.endpoint_url``
 * ``serve_endpoint``  ``python -m model.serve`` alone on a free loopback port with that model
 * ``local_front``     ``scripts/local_front.py`` in front of ``serve_endpoint`` (the real Lambda handler)
+* ``start_front``     (function) scripts/local_front.py's server in this process, in front of a given handler
+* ``inprocess_api``   that front with the real Lambda handler and a ``FakeEndpoint``: (url, fake)
 * ``load_proxy_handler`` (function) loads ``lambda/proxy/handler.py`` fresh under a given environment
 * ``FakeEndpoint``    a stdlib stand-in for the endpoint with scripted answers, for fault tests
 """
 from __future__ import annotations
 
 import importlib.util
-import io
 import json
 import os
 import random
@@ -24,12 +27,12 @@ import signal
 import socket
 import subprocess
 import sys
-import tarfile
 import threading
 import time
 import urllib.error
 import urllib.request
 from contextlib import closing
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -60,7 +63,7 @@ NATURAL_NEGATIVE_REVIEW = ("A boring, badly written mess. The plot makes no sens
 # --------------------------------------------------------------------------- helpers
 
 # One free_port and one child_env for every test module (the same environment for every child).
-from fixtures_model import ServeProcess, child_env, free_port  # noqa: E402,F401
+from fixtures_model import ServeProcess, child_env, free_port, write_tar_gz  # noqa: E402,F401
 
 
 def wait_http(url: str, timeout: float = 60.0, proc: subprocess.Popen | None = None,
@@ -148,38 +151,51 @@ def write_tiny_imdb(path: Path, per_class: dict[str, int] | None = None, seed: i
     (and ``unlabelled`` reviews of either kind under aclImdb/train/unsup)."""
     per_class = per_class or {"train": 160, "test": 40}
     rng = random.Random(seed)
-    with tarfile.open(path, "w:gz") as tar:
-        n = 0
-        for split, count in per_class.items():
-            for label, words, ratings in (("pos", POSITIVE_WORDS, (7, 8, 9, 10)),
-                                          ("neg", NEGATIVE_WORDS, (1, 2, 3, 4))):
-                for _ in range(count):
-                    data = _review(rng, words).encode()
-                    info = tarfile.TarInfo(f"aclImdb/{split}/{label}/{n}_{rng.choice(ratings)}.txt")
-                    info.size = len(data)
-                    info.mtime = 0
-                    tar.addfile(info, io.BytesIO(data))
-                    n += 1
-        for i in range(unlabelled):
-            data = _review(rng, POSITIVE_WORDS if i % 2 else NEGATIVE_WORDS).encode()
-            info = tarfile.TarInfo(f"aclImdb/train/unsup/{i}_0.txt")
-            info.size = len(data)
-            info.mtime = 0
-            tar.addfile(info, io.BytesIO(data))
-    return path
+    files: dict[str, str] = {}
+    for split, count in per_class.items():
+        for label, words, ratings in (("pos", POSITIVE_WORDS, (7, 8, 9, 10)),
+                                      ("neg", NEGATIVE_WORDS, (1, 2, 3, 4))):
+            for _ in range(count):
+                text = _review(rng, words)
+                files[f"aclImdb/{split}/{label}/{len(files)}_{rng.choice(ratings)}.txt"] = text
+    for i in range(unlabelled):
+        files[f"aclImdb/train/unsup/{i}_0.txt"] = _review(rng, POSITIVE_WORDS if i % 2 else NEGATIVE_WORDS)
+    return write_tar_gz(path, files)
 
 
-def train_tiny_model(data: Path, model_dir: Path, log: Path) -> Path:
-    cmd = [PYTHON, "-m", "model.train", "--data", str(data), "--model-dir", str(model_dir),
-           "--preset", "tiny", "--quiet", "--no-test",
-           # One thread: on a small, busy machine two OpenMP threads made each epoch ~100x slower.
-           "--set", "workers=1"]
-    with open(log, "wb") as fh:
-        rc = subprocess.run(cmd, cwd=REPO, env=child_env(), stdout=fh, stderr=subprocess.STDOUT,
-                            timeout=300).returncode
-    if rc != 0:
-        raise RuntimeError(f"tiny training failed ({rc}):\n{log.read_text(errors='replace')[-3000:]}")
-    return model_dir
+@dataclass(frozen=True)
+class TinyTraining:
+    """One run of the real ``train`` command as a SageMaker training job runs it (its /opt/ml layout
+    under ``job``, the channel holding the tiny archive, string hyperparameters, the test split scored).
+    ``stdout`` is what SageMaker's metric definitions scrape; ``metrics`` is the model's metrics.json."""
+    job: Path
+    model_dir: Path
+    stdout: str
+    stderr: str
+
+    @property
+    def metrics(self) -> dict:
+        return json.loads((self.model_dir / "metrics.json").read_text())
+
+
+TINY_HYPERPARAMETERS = {"preset": "tiny",
+                        # One thread: on a small, busy machine two OpenMP threads made each epoch ~100x slower.
+                        "workers": "1"}
+
+
+def train_tiny_job(data: Path, job: Path, hyperparameters: dict | None = None) -> TinyTraining:
+    """``python -m model.train --quiet`` in a job layout at ``job`` (see ``TinyTraining``)."""
+    (job / "input" / "config").mkdir(parents=True)
+    (job / "input" / "data" / "train").mkdir(parents=True)
+    (job / "input" / "config" / "hyperparameters.json").write_text(
+        json.dumps(hyperparameters or TINY_HYPERPARAMETERS))
+    (job / "input" / "data" / "train" / data.name).write_bytes(data.read_bytes())
+    proc = subprocess.run([PYTHON, "-m", "model.train", "--quiet"], cwd=REPO,
+                          env=child_env(SAGEMAKER_BASE_DIR=str(job)), capture_output=True, text=True,
+                          timeout=300)
+    if proc.returncode != 0:
+        raise RuntimeError(f"tiny training failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
+    return TinyTraining(job=job, model_dir=job / "model", stdout=proc.stdout, stderr=proc.stderr)
 
 
 class Serve(ServeProcess):
@@ -424,8 +440,15 @@ def tiny_imdb_tgz(local_tmp) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_model_dir(local_tmp, tiny_imdb_tgz) -> Path:
-    return train_tiny_model(tiny_imdb_tgz, local_tmp / "tiny_model", local_tmp / "train.log")
+def tiny_training(local_tmp, tiny_imdb_tgz) -> TinyTraining:
+    """The tiny model, trained once per test run: every test that needs a trained model uses it
+    (tests/test_training.py reads the same run for the training contract)."""
+    return train_tiny_job(tiny_imdb_tgz, local_tmp / "tiny-job")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tiny_training) -> Path:
+    return tiny_training.model_dir
 
 
 @pytest.fixture(scope="session")
@@ -469,6 +492,36 @@ def fake_endpoint():
     fake = FakeEndpoint()
     yield fake
     fake.close()
+
+
+@pytest.fixture(scope="session")
+def local_front_module():
+    return load_module("local_front_in_process", REPO / "scripts" / "local_front.py")
+
+
+@pytest.fixture
+def start_front(local_front_module):
+    """(function) ``start_front(handler) -> url``: scripts/local_front.py's server in this process, in
+    front of ``handler`` (any callable taking a Lambda event and context); stopped at teardown."""
+    servers = []
+
+    def start(handler) -> str:
+        server = local_front_module.make_server("127.0.0.1", 0, REPO / "web", handler, quiet=True)
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}"
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def inprocess_api(fake_endpoint, load_proxy_handler, start_front):
+    """The local API in this process: the front -> the real Lambda handler -> boto3 -> ``fake_endpoint``;
+    (url, fake_endpoint)."""
+    return start_front(load_proxy_handler(fake_endpoint.url).handler), fake_endpoint
 
 
 @pytest.fixture

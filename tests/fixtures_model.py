@@ -15,6 +15,7 @@ on), ``child_env``, ``http``, ``read_answer``/``read_answers`` (raw sockets), ``
 """
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import os
@@ -94,8 +95,11 @@ def model_dir(make_model_dir) -> Path:
 
 
 def write_tar_gz(path: Path, files: dict[str, str | bytes]) -> Path:
-    """A tar.gz at ``path`` holding ``files`` (member name -> text or bytes), reproducibly (mtime 0)."""
-    with tarfile.open(path, "w:gz") as tar:
+    """A tar.gz at ``path`` holding ``files`` (member name -> text or bytes), in that order: the one
+    archive writer of the tests. Byte for byte reproducible (member and gzip mtime 0, no file name in
+    the gzip header): the data stack names its upload by a hash of these bytes."""
+    with open(path, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz, \
+            tarfile.open(fileobj=gz, mode="w") as tar:
         for name, text in files.items():
             data = text.encode() if isinstance(text, str) else text
             info = tarfile.TarInfo(name)

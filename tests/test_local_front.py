@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import json
 import subprocess
-import threading
 import urllib.error
 import urllib.request
 
@@ -22,7 +21,7 @@ front_mod = load_module("local_front_under_test", REPO / "scripts" / "local_fron
 # --------------------------------------------------------------------------- the server, in-process
 
 @pytest.fixture
-def inprocess_front():
+def inprocess_front(start_front):
     """A front whose 'Lambda' records the events it gets and answers a canned response."""
     seen = []
     answer = {"value": {"statusCode": 200, "headers": {"Content-Type": "application/json"},
@@ -34,13 +33,7 @@ def inprocess_front():
             raise answer["value"]
         return answer["value"]
 
-    server = front_mod.make_server("127.0.0.1", 0, REPO / "web", handler, quiet=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{server.server_address[1]}"
-    yield url, seen, answer
-    server.shutdown()
-    server.server_close()
+    return start_front(handler), seen, answer
 
 
 def request(url, data=None, method="GET", headers=None):
@@ -239,14 +232,8 @@ from hypothesis import strategies as st  # noqa: E402
 
 
 @pytest.fixture
-def front_with_real_handler(fake_endpoint, load_proxy_handler):
-    handler = load_proxy_handler(fake_endpoint.url).handler
-    server = front_mod.make_server("127.0.0.1", 0, REPO / "web", handler, quiet=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+def front_with_real_handler(inprocess_api):
+    return inprocess_api[0]
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -1,39 +1,26 @@
-"""scripts/predict.py: the CLI against the local API (in-process front + real handler) and a stack's API."""
+"""scripts/predict.py: the CLI against the local API (in-process front + real handler: ``inprocess_api``)
+and a stack's API."""
 from __future__ import annotations
 
 import json
 import subprocess
-import threading
 
 import pytest
 
 from fixtures_local import PYTHON, REPO, child_env, load_module
 
 predict = load_module("predict_under_test", REPO / "scripts" / "predict.py")
-front_mod = load_module("local_front_for_predict", REPO / "scripts" / "local_front.py")
 
 
-@pytest.fixture
-def api(fake_endpoint, load_proxy_handler):
-    """The local API in-process: front -> real Lambda handler -> boto3 -> fake endpoint."""
-    handler = load_proxy_handler(fake_endpoint.url).handler
-    server = front_mod.make_server("127.0.0.1", 0, REPO / "web", handler, quiet=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", fake_endpoint
-    server.shutdown()
-    server.server_close()
-
-
-def test_prints_label_and_score(api, capsys):
-    url, _ = api
+def test_prints_label_and_score(inprocess_api, capsys):
+    url, _ = inprocess_api
     assert predict.main(["--url", url, "A", "superb", "film"]) == 0
     out = capsys.readouterr().out.splitlines()[-1]  # the handler's JSON log line comes first
     assert out.startswith("positive") and "0.667" in out
 
 
-def test_explain_prints_top_words(api, capsys):
-    url, fake = api
+def test_explain_prints_top_words(inprocess_api, capsys):
+    url, fake = inprocess_api
     assert predict.main(["--url", url + "/", "--explain", "superb acting, awful plot, wonderful music"]) == 0
     out = capsys.readouterr().out
     assert "towards positive: superb +0.2, wonderful +0.2" in out
@@ -47,24 +34,24 @@ def test_no_words_read_is_said_not_shown_as_a_label():
     assert predict.format_answer({"label": "negative", "score": 0.2, "words_read": 3}).startswith("negative")
 
 
-def test_json_output_and_file_input(api, capsys, tmp_path):
-    url, _ = api
+def test_json_output_and_file_input(inprocess_api, capsys, tmp_path):
+    url, _ = inprocess_api
     review = tmp_path / "review.txt"
     review.write_text("A dull, boring film.\n", encoding="utf-8")
     assert predict.main(["--url", url, "--json", "--file", str(review)]) == 0
     assert json.loads(capsys.readouterr().out.splitlines()[-1]) == {"label": "negative", "score": 0.25}
 
 
-def test_stdin_in_a_subprocess(api):
-    url, _ = api
+def test_stdin_in_a_subprocess(inprocess_api):
+    url, _ = inprocess_api
     proc = subprocess.run([PYTHON, str(REPO / "scripts" / "predict.py"), "--url", url], input="superb",
                           capture_output=True, text=True, timeout=30, env=child_env())
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("positive")
 
 
-def test_api_errors_are_printed_with_the_message(api, capsys):
-    url, fake = api
+def test_api_errors_are_printed_with_the_message(inprocess_api, capsys):
+    url, fake = inprocess_api
     fake.mode, fake.status, fake.message = "status", 400, "the review has no words the model knows"
     assert predict.main(["--url", url, "zzz"]) == 1
     err = capsys.readouterr().err
@@ -87,18 +74,18 @@ def test_usage_errors(argv, code, needle, capsys):
     assert needle in err and "Traceback" not in err
 
 
-def test_timeout_is_reported(api, capsys):
-    url, fake = api
+def test_timeout_is_reported(inprocess_api, capsys):
+    url, fake = inprocess_api
     fake.mode, fake.delay = "slow", 1.5
     assert predict.main(["--url", url, "--timeout", "0.3", "x"]) == 1
     assert "did not answer within 0.3s" in capsys.readouterr().err
 
 
-def test_api_url_from_a_deployed_stack(api, capsys, monkeypatch):
+def test_api_url_from_a_deployed_stack(inprocess_api, capsys, monkeypatch):
     """--stack reads the ApiUrl output with DescribeStacks (botocore Stubber: no AWS account here)."""
     import boto3
     from botocore.stub import Stubber
-    url, _ = api
+    url, _ = inprocess_api
     cfn = boto3.client("cloudformation", region_name="eu-west-1", aws_access_key_id="testing",
                        aws_secret_access_key="testing")
     created = []

@@ -8,12 +8,11 @@ from another stack would keep the old value unless its own template changes too.
 from __future__ import annotations
 
 import importlib.util
-import io
-import tarfile
 
 import pytest
 
 from cdk_support import GITHUB_REPO, REPO, _WORK, cross_stack_references, synth
+from fixtures_model import write_tar_gz
 
 BASE = {"githubRepo": GITHUB_REPO}
 
@@ -33,13 +32,8 @@ def other_archive() -> str:
     """A second tiny aclImdb archive with other bytes: another data set."""
     path = _WORK / "other_aclImdb.tar.gz"
     if not path.exists():
-        with tarfile.open(path, "w:gz") as tar:
-            for split in ("train", "test"):
-                for label in ("pos", "neg"):
-                    data = f"Another {label} review.".encode()
-                    info = tarfile.TarInfo(f"aclImdb/{split}/{label}/0_{8 if label == 'pos' else 2}.txt")
-                    info.size, info.mtime = len(data), 0
-                    tar.addfile(info, io.BytesIO(data))
+        write_tar_gz(path, {f"aclImdb/{split}/{label}/0_{8 if label == 'pos' else 2}.txt": f"Another {label} review."
+                            for split in ("train", "test") for label in ("pos", "neg")})
     return str(path)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tarfile
 from pathlib import Path
 
 import pytest
@@ -24,16 +23,14 @@ TINY = {"workers": "1"}
 
 
 @pytest.fixture(scope="module")
-def tiny_tgz(tmp_path_factory) -> Path:
-    return write_tiny_imdb(tmp_path_factory.mktemp("imdb") / "tiny.tar.gz")
+def tiny_tgz(tiny_imdb_tgz) -> Path:
+    return tiny_imdb_tgz
 
 
 @pytest.fixture(scope="module")
-def trained(tiny_tgz, tmp_path_factory) -> tuple[Path, dict]:
-    out = tmp_path_factory.mktemp("model")
-    hp = preset("tiny").from_strings(TINY, base=preset("tiny"))
-    metrics = fit(load(tiny_tgz), hp, out, progress=False)
-    return out, metrics
+def trained(tiny_training) -> tuple[Path, dict]:
+    """The session's one tiny training run (fixtures_local): the real `train` in a job layout."""
+    return tiny_training.model_dir, tiny_training.metrics
 
 
 def test_learns_a_separable_signal(trained):
@@ -123,15 +120,14 @@ def job_env(monkeypatch, tmp_path):
     return tmp_path
 
 
-def test_train_follows_the_sagemaker_contract(job_env, tiny_tgz, capsys):
-    sagemaker_dirs(job_env, {"preset": "tiny", "epochs": "2", "workers": "1"}, tiny_tgz)
-    assert train.main(["--quiet"]) == 0
-    assert artifact.is_complete(job_env / "model")
-    assert not (job_env / "output" / "failure").exists()
-    out = capsys.readouterr().out
+def test_train_follows_the_sagemaker_contract(tiny_training):
+    job = tiny_training.job
+    assert artifact.is_complete(job / "model")
+    assert not (job / "output" / "failure").exists()
+    out = tiny_training.stdout
     # Every metric SageMaker's definitions scrape, from this real log; its last value (SageMaker's final
     # one) is the kept model's figure in metrics.json (train:loss: the last epoch's).
-    saved = json.loads((job_env / "model" / "metrics.json").read_text())
+    saved = tiny_training.metrics
     final = {d["Name"]: re.findall(d["Regex"], out) for d in metric_definitions()}
     assert set(final) == set(LOGGED_METRICS) and all(final.values()), final
     for name, values in final.items():
@@ -140,11 +136,11 @@ def test_train_follows_the_sagemaker_contract(job_env, tiny_tgz, capsys):
         assert float(values[-1]) == pytest.approx(expected, abs=5e-5), name
     # Then, for a person: the figure, rounded as the docs round it, where the files are, how long.
     summary = out[out.index("test:accuracy="):].split("\n", 1)[1]
-    accuracy = json.loads((job_env / "model" / "metrics.json").read_text())["test"]["accuracy"]
+    accuracy = saved["test"]["accuracy"]
     assert f"Test accuracy {accuracy * 100:.1f}% on 80 test reviews" in summary
     assert "Trained in " in summary and " s." in summary
-    assert f"Model    {job_env / 'model'}" in summary
-    assert str(job_env / "model" / "metrics.json") in summary and "training_curves.png" in summary
+    assert f"Model    {job / 'model'}" in summary
+    assert str(job / "model" / "metrics.json") in summary and "training_curves.png" in summary
 
 
 @pytest.mark.parametrize("hyperparameters, archive, reason", [
@@ -162,17 +158,62 @@ def test_train_failures_leave_a_reason(job_env, tiny_tgz, tmp_path_factory, caps
         src = tmp_path_factory.mktemp("bad") / "imdb.tar.gz"
         src.write_bytes(tiny_tgz.read_bytes()[:300])
     elif archive == "no-test":
-        src = tmp_path_factory.mktemp("notest") / "imdb.tar.gz"
-        with tarfile.open(tiny_tgz) as full, tarfile.open(src, "w:gz") as part:
-            for m in full:
-                if "/train/" in m.name:
-                    part.addfile(m, full.extractfile(m))
+        src = write_tiny_imdb(tmp_path_factory.mktemp("notest") / "imdb.tar.gz", per_class={"train": 160})
     sagemaker_dirs(job_env, hyperparameters, src)
     assert train.main(["--quiet"]) == 1
     failure = (job_env / "output" / "failure").read_text()
     assert reason in failure
     assert "Traceback" not in failure
     assert not artifact.is_complete(job_env / "model")
+
+
+@pytest.mark.parametrize("raised, reason", [
+    (RuntimeError("DataLoader worker (pid 4242) is killed by signal: Killed."),
+     "RuntimeError: DataLoader worker (pid 4242) is killed by signal: Killed."),
+    (MemoryError(), "MemoryError"),
+    (KeyboardInterrupt(), "training interrupted"),
+])
+def test_an_unexpected_error_still_leaves_a_reason(job_env, tiny_tgz, capsys, monkeypatch, raised, reason):
+    """Whatever goes wrong inside training, SageMaker gets a FailureReason (its type and message, no
+    traceback) and the log gets the traceback, which a person needs to find the cause."""
+    from model import training_loop
+
+    def fail(*args, **kwargs):
+        raise raised
+
+    monkeypatch.setattr(training_loop, "fit", fail)
+    sagemaker_dirs(job_env, {"preset": "tiny", "workers": "1"}, tiny_tgz)
+    assert train.main(["--quiet"]) == 1
+    assert (job_env / "output" / "failure").read_text() == reason
+    err = capsys.readouterr().err
+    assert "train: error: " in err
+    if isinstance(raised, Exception):
+        assert "Traceback (most recent call last)" in err and "in fail" in err
+    assert not artifact.is_complete(job_env / "model")
+
+
+@pytest.mark.parametrize("cause", ["known", "unexpected"])
+def test_a_long_failure_reason_is_cut_to_what_sagemaker_shows(job_env, tiny_tgz, monkeypatch, capsys, cause):
+    """SageMaker keeps the first 1024 characters of output/failure as FailureReason (and a longer one can
+    fail the DescribeTrainingJob call that reports it); the start, which names the cause, is kept."""
+    long_name = "x" * 3000
+    hyperparameters = {"preset": "tiny", "workers": "1"}
+    if cause == "known":
+        hyperparameters[long_name] = "1"
+        start = f"HyperparameterError: unknown hyperparameter '{'x' * 100}"
+    else:
+        from model import training_loop
+
+        def fail(*args, **kwargs):
+            raise OSError(f"cannot write {long_name}")
+
+        monkeypatch.setattr(training_loop, "fit", fail)
+        start = "OSError: cannot write xxx"
+    sagemaker_dirs(job_env, hyperparameters, tiny_tgz)
+    assert train.main(["--quiet"]) == 1
+    failure = (job_env / "output" / "failure").read_text()
+    assert len(failure) == 1024 and failure.startswith(start)
+    assert long_name in capsys.readouterr().err  # the whole of it in the log
 
 
 def test_flags_override_the_job_paths(job_env, tiny_tgz, tmp_path, capsys):
