@@ -7,8 +7,8 @@ sentence and its perturbed variants, which must all get the base's label, whatev
 The split is by template, never by sentence: sentences of one template share almost every word, so
 a held-out sentence from a template seen in development would not be held out. Within each
 (category, label) group, the templates whose SHA-256 of their id ranks lowest are held out (a third,
-at least one), so the split depends on nothing but the ids and stays put when templates are added
-elsewhere. Generation is seeded by template id, so the same code gives the same sentences anywhere.
+at least one), so the split depends on nothing but the ids, and adding a template moves nothing in
+the other groups. Generation is seeded by template id, so the same code gives the same sentences anywhere.
 """
 from __future__ import annotations
 

@@ -8,7 +8,9 @@ change under a perturbation; their ``label`` only balances the split and the exa
 Words are chosen so that every fill reads as the label says: gradable adjectives with
 intensifiers and softeners ("very excellent" is not English), and for negated negatives only
 forms a reader takes as praise ("I was not disappointed", "not a single dull moment"), not the
-ambiguous "not boring". The templates were fixed before any model was run on them.
+ambiguous "not boring". The templates were fixed before any model was run on them, except that
+the first two typo templates were reworded after the first run ("Honestly, ..."): they made the same
+sentences as two case templates on the other side of the split.
 """
 from __future__ import annotations
 
