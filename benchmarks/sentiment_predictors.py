@@ -29,7 +29,8 @@ def require(module: str) -> None:
         package = BENCHMARK_PACKAGES.get(module, module)
         raise MissingDependency(
             f"the benchmark needs the Python package {package!r}, which is not installed: "
-            f"`.venv/bin/pip install {package}` (benchmarks only; the model and the endpoint don't use it)")
+            f"`.venv/bin/pip install -e '.[benchmarks]'` (or `.venv/bin/pip install {package}`; benchmarks only, "
+            "the model and the endpoint don't use it)")
 
 
 @dataclass
