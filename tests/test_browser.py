@@ -74,7 +74,8 @@ def desktop(browser):
 class Page:
     """One tab, failing the test on any CSP violation or uncaught page error."""
 
-    def __init__(self, browser, url: str, viewport=DESKTOP, clock: bool = False, context=None):
+    def __init__(self, browser, url: str, viewport=DESKTOP, clock: bool = False, context=None,
+                 before=None, wait_config: bool = True):
         # A shared context when given (cheaper); a context of its own for another viewport or a clock.
         self.own_context = context is None
         self.context = context or browser.new_context(viewport=viewport, service_workers="block")
@@ -86,8 +87,11 @@ class Page:
         self.page.on("dialog", lambda d: (self.problems.append(f"dialog: {d.message}"), d.dismiss()))
         if clock:
             self.page.clock.install()
+        if before is not None:  # e.g. routes that must be in place before the page loads
+            before(self.page)
         self.page.goto(url + "/")
-        self.page.wait_for_selector("body[data-config='loaded']")
+        if wait_config:
+            self.page.wait_for_selector("body[data-config='loaded']")
 
     def classify(self, text: str) -> None:
         self.page.fill("#review", text)
@@ -261,6 +265,79 @@ def test_hostile_server_answers_are_shown_as_text(browser, desktop, local):
     assert "HTTP 502" in tab.error() and "Bad gateway" in tab.error()
     assert page.evaluate("window.__xss") is None
     assert page.eval_on_selector_all("img, main script", "e => e.length") == 0
+    tab.close()
+
+
+@pytest.mark.parametrize("status, body, reason", [
+    (404, '{"message": "Not Found"}', "HTTP 404"),
+    (200, "<html>an error page served as config.json</html>", "Unexpected token"),
+    (200, '{"api": "/"}', "no apiUrl in it"),
+    (200, '{"apiUrl": 42}', "no apiUrl in it"),
+])
+def test_a_page_without_its_configuration_says_so_and_sends_nothing(browser, desktop, local, status, body, reason):
+    """config.json tells the page where the API is: when it is missing or wrong the page says why
+    as soon as it loads, and a review is never sent anywhere."""
+    sent = []
+
+    def routes(page):
+        page.route("**/config.json", lambda route: route.fulfill(status=status, body=body,
+                                                                content_type="application/json"))
+        page.on("request", lambda r: sent.append(r.url) if "/predict" in r.url else None)
+
+    tab = Page(browser, local.page_url, context=desktop, before=routes, wait_config=False)
+    page = tab.page
+    page.wait_for_selector("body[data-state='error']", state="attached")
+    message = tab.error()
+    assert message.startswith("The page could not read its configuration (config.json: ") and reason in message
+    assert "does not know where the API is" in message
+    assert page.get_attribute("body", "data-config") is None
+    page.fill("#review", POSITIVE_REVIEW)
+    page.click("#submit")
+    page.click("text=A positive review")
+    assert tab.error() == message and page.is_enabled("#submit")
+    assert sent == []
+    if status == 200:
+        shot(page, "error-config.png")
+    tab.close()
+
+
+@pytest.mark.parametrize("status, message, shown", [
+    (403, "Missing Authentication Token", "The API refused the review (HTTP 403): Missing Authentication Token"),
+    (429, "Too Many Requests", "The API refused the review (HTTP 429): Too Many Requests"),
+    (504, "Endpoint request timed out", "The service failed (HTTP 504): Endpoint request timed out"),
+    (500, "Internal server error", "The service failed (HTTP 500): Internal server error"),
+])
+def test_api_gateways_own_errors_show_their_message(browser, desktop, local, status, message, shown):
+    """API Gateway answers some failures itself, as {"message": ...} rather than our {"error": ...}:
+    throttling, an integration timeout, a path it does not know, a Lambda that failed."""
+    tab = Page(browser, local.page_url, context=desktop)
+    page = tab.page
+    page.route("**/predict", lambda route: route.fulfill(status=status, content_type="application/json",
+                                                         body=json.dumps({"message": message})))
+    tab.classify("anything")
+    assert tab.error() == shown
+    tab.close()
+
+
+def test_a_long_explanation_shows_its_first_words_and_counts_the_rest(browser, desktop, local):
+    """The page draws at most 3,000 words of an explanation (a 20,000-word review would make the page
+    crawl) and says how many it left out; the top words are still chosen from all of them."""
+    explanation = [{"word": f"w{i}", "weight": 0.1} for i in range(4321)]
+    explanation[4000] = {"word": "late", "weight": 2.0}
+    tab = Page(browser, local.page_url, context=desktop)
+    page = tab.page
+    page.route("**/predict", lambda route: route.fulfill(status=200, content_type="application/json", body=json.dumps(
+        {"label": "positive", "score": 0.9, "words_read": 4321, "explanation": explanation})))
+    tab.classify("anything")
+    words = page.eval_on_selector_all("#words span.w", "els => els.map(e => e.textContent)")
+    assert words == [f"w{i}" for i in range(3000)]
+    assert page.text_content("#words .more") == " … and 1,321 more words"
+    assert page.text_content("#top-positive li:first-child .top-word") == "late"
+    page.route("**/predict", lambda route: route.fulfill(status=200, content_type="application/json", body=json.dumps(
+        {"label": "positive", "score": 0.9, "words_read": 3000, "explanation": explanation[:3000]})))
+    tab.classify("anything")  # exactly at the limit: nothing left out, nothing to count
+    assert len(page.query_selector_all("#words span.w")) == 3000
+    assert page.query_selector("#words .more") is None
     tab.close()
 
 

@@ -66,10 +66,10 @@
       return { predictUrl: c.apiUrl.replace(/\/+$/, "") + "/predict" };
     });
   config.then(() => { document.body.dataset.config = "loaded"; }, () => {});
-  config.catch((e) => {
-    showError("The page could not read its configuration (config.json: " + e.message + "), so it " +
-      "does not know where the API is. Reload the page; if it persists, redeploy the site.");
-  });
+  const configError = config.then(() => null, (e) =>
+    "The page could not read its configuration (config.json: " + e.message + "), so it " +
+    "does not know where the API is. Reload the page; if it persists, redeploy the site.");
+  configError.then((message) => { if (message) showError(message); });
 
   // --- helpers
   function clear(el) {
@@ -286,7 +286,9 @@
     try {
       predictUrl = (await config).predictUrl;
     } catch (e) {
-      return;  // the configuration error is already shown
+      // Shown again: hideError() above took it away, and a click that did nothing must say why.
+      showError(await configError);
+      return;
     }
     setBusy(true);
     result.hidden = true;
