@@ -10,6 +10,7 @@ import collections
 import json
 import socket
 import time
+from pathlib import Path
 
 from fixtures_model import ServeProcess, read_answer
 
@@ -22,6 +23,26 @@ def request(name: str) -> bytes:
     # the runtime route keeps the endpoint name in the log line's path: it tells the connections apart
     return (f"POST /endpoints/{name}/invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n"
             f"Content-Length: {len(REVIEW)}\r\n\r\n").encode() + REVIEW
+
+
+def waiting_in_epoll(pid: int) -> bool:
+    try:
+        wchan = Path(f"/proc/{pid}/wchan").read_text().strip()
+    except OSError:
+        return False
+    return "epoll" in wchan  # do_epoll_wait (ep_poll on older kernels)
+
+
+def wait_idle(pids: list[int], timeout: float = 10.0) -> None:
+    """Until every worker is blocked in epoll_wait: each has answered, logged and decided whether to
+    wait on the listening socket (the balancing runs before it waits again), so the next connection
+    arrives while all of them wait for work, the case where one used to take everything. A fixed
+    sleep gave a busy machine too little time and a quiet one more than it needed."""
+    deadline = time.monotonic() + timeout
+    while not all(waiting_in_epoll(pid) for pid in pids):
+        assert time.monotonic() < deadline, f"workers not idle in {timeout:.0f}s: " + ", ".join(
+            f"{pid} {Path(f'/proc/{pid}/wchan').read_text()!r}" for pid in pids)
+        time.sleep(0.001)
 
 
 def test_keep_alive_connections_are_spread_over_the_workers(model_dir, tmp_path):
@@ -38,7 +59,7 @@ def test_keep_alive_connections_are_spread_over_the_workers(model_dir, tmp_path)
             socks.append(socket.create_connection(("127.0.0.1", proc.port), timeout=30))
             socks[-1].sendall(request(f"balance-c{i}"))
             assert read_answer(socks[-1])[0] == 200
-            time.sleep(0.02)
+            wait_idle(proc.workers())
         for _ in range(ROUNDS - 1):  # then all of them at once, several times
             for i, s in enumerate(socks):
                 s.sendall(request(f"balance-c{i}"))
