@@ -35,6 +35,7 @@ def test_the_proxy_answers_before_its_lambda_is_stopped(load_proxy_handler):
     proxy = load_proxy_handler()
     worst = proxy.MAX_ATTEMPTS * (proxy.CONNECT_TIMEOUT_S + proxy.READ_TIMEOUT_S) + 1.0
     assert worst < LAMBDA_TIMEOUT_S < INTEGRATION_TIMEOUT_S
+    assert proxy.INVOKE_BUDGET_S == LAMBDA_TIMEOUT_S - 1
     assert f"under API Gateway's {INTEGRATION_TIMEOUT_S} s integration limit" in proxy.__doc__
 
 

@@ -173,13 +173,13 @@ def test_one_byte_over_the_limit_is_refused(proxy, b64):
     ({}, (2.0, 11.0, 2)),
     ({"INVOKE_CONNECT_TIMEOUT_S": "0.001", "INVOKE_READ_TIMEOUT_S": "0.001", "INVOKE_MAX_ATTEMPTS": "0"},
      (0.05, 0.05, 1)),
-    ({"INVOKE_CONNECT_TIMEOUT_S": "60", "INVOKE_READ_TIMEOUT_S": "60", "INVOKE_MAX_ATTEMPTS": "9"}, (5.0, 12.0, 2)),
+    # clamped to 5 s and 2 attempts, then the read cut to 8 s: 2 x (5 + 8) + 1 = 27 s
+    ({"INVOKE_CONNECT_TIMEOUT_S": "60", "INVOKE_READ_TIMEOUT_S": "60", "INVOKE_MAX_ATTEMPTS": "9"}, (5.0, 8.0, 2)),
     ({"INVOKE_CONNECT_TIMEOUT_S": "soon", "INVOKE_READ_TIMEOUT_S": "", "INVOKE_MAX_ATTEMPTS": "x"}, (2.0, 11.0, 2)),
 ])
 def test_invoke_budget_settings_are_clamped_to_fit_api_gateway(load_proxy_handler, env, expected):
-    """Out-of-range or unreadable settings are clamped or ignored. (The clamps allow at most
-    2 x (5 + 12) + 1 = 35 s, over API Gateway's 29 s: only the defaults' 27 s fit, which
-    test_default_budget_fits_api_gateway checks; docs/reliability.md lists this as open.)"""
+    """Out-of-range or unreadable settings are clamped or ignored, and the read timeout is cut so the
+    whole budget fits (test_no_mix_of_invoke_settings_outlasts_the_lambda)."""
     mod = load_proxy_handler(**env)
     assert (mod.CONNECT_TIMEOUT_S, mod.READ_TIMEOUT_S, mod.MAX_ATTEMPTS) == expected
     assert mod._CLIENT.meta.config.connect_timeout == expected[0]
@@ -479,3 +479,24 @@ def test_any_request_gets_a_json_answer_and_never_a_5xx(fuzz_proxy, body, conten
     elif status == 200:
         assert json.loads(result["body"]) == {"label": "positive", "score": 0.75}
 
+
+
+@pytest.mark.parametrize("connect,read,attempts", [
+    ("5", "12", "2"),      # every setting at its clamp: 2 x (5 + 12) + 1 = 35 s before the budget
+    ("99", "99", "9"),     # out of range: clamped first, then held to the budget
+    ("0.05", "12", "2"),
+    ("5", "12", "1"),
+    ("2", "11", "2"),      # the defaults fit as they are
+])
+def test_no_mix_of_invoke_settings_outlasts_the_lambda(load_proxy_handler, connect, read, attempts):
+    """The InvokeEndpoint worst case (every attempt times out, one back-off) ends inside the 27 s budget,
+    so the caller gets the proxy's 504 rather than API Gateway's bare 502 for a killed Lambda."""
+    proxy = load_proxy_handler(INVOKE_CONNECT_TIMEOUT_S=connect, INVOKE_READ_TIMEOUT_S=read,
+                               INVOKE_MAX_ATTEMPTS=attempts)
+    worst = (proxy.MAX_ATTEMPTS * (proxy.CONNECT_TIMEOUT_S + proxy.READ_TIMEOUT_S)
+             + (proxy.MAX_ATTEMPTS - 1) * proxy.RETRY_BACKOFF_S)
+    assert worst <= proxy.INVOKE_BUDGET_S + 1e-9, (proxy.CONNECT_TIMEOUT_S, proxy.READ_TIMEOUT_S, proxy.MAX_ATTEMPTS)
+    assert proxy.READ_TIMEOUT_S > 0
+    assert proxy._CONFIG.read_timeout == proxy.READ_TIMEOUT_S  # what botocore is given
+    if (connect, read, attempts) == ("2", "11", "2"):
+        assert (proxy.CONNECT_TIMEOUT_S, proxy.READ_TIMEOUT_S, proxy.MAX_ATTEMPTS) == (2.0, 11.0, 2)

@@ -17,7 +17,8 @@ Configuration (environment):
                          where ``/api/*`` is served through the site's own CloudFront distribution.
   ``INVOKE_CONNECT_TIMEOUT_S``, ``INVOKE_READ_TIMEOUT_S``, ``INVOKE_MAX_ATTEMPTS``: the InvokeEndpoint
                          budget (defaults 2 s, 11 s, 2 attempts: worst case ~2 x (2 + 11) s + one
-                         retry back-off (<= 1 s) ~= 27 s, under API Gateway's 29 s integration limit).
+                         retry back-off (<= 1 s) ~= 27 s, under API Gateway's 29 s integration limit;
+                         any other mix has its read timeout cut to stay within those 27 s).
   ``AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME``: boto3's own override, used by local mode to reach
                          ``model.serve`` on loopback.
 
@@ -58,9 +59,16 @@ def _env_float(name: str, default: float, low: float, high: float) -> float:
     return min(max(value, low), high)
 
 
+# Every InvokeEndpoint attempt timing out, plus the back-off between them, must end inside the Lambda's
+# 28 s (stacks/request_limits.py; this file ships alone, tests/test_copies.py holds the two together)
+# with a second left to answer 504: each setting is clamped on its own, and the read timeout is then cut
+# so that no mix of them overruns (5 s connect and 12 s read over 2 attempts would take 35 s).
+INVOKE_BUDGET_S = 27.0
+RETRY_BACKOFF_S = 1.0  # botocore's standard mode sleeps at most this before its second attempt
 CONNECT_TIMEOUT_S = _env_float("INVOKE_CONNECT_TIMEOUT_S", 2.0, 0.05, 5.0)
-READ_TIMEOUT_S = _env_float("INVOKE_READ_TIMEOUT_S", 11.0, 0.05, 12.0)
 MAX_ATTEMPTS = int(_env_float("INVOKE_MAX_ATTEMPTS", 2, 1, 2))
+READ_TIMEOUT_S = min(_env_float("INVOKE_READ_TIMEOUT_S", 11.0, 0.05, 12.0),
+                     (INVOKE_BUDGET_S - (MAX_ATTEMPTS - 1) * RETRY_BACKOFF_S) / MAX_ATTEMPTS - CONNECT_TIMEOUT_S)
 
 _CONFIG = Config(
     connect_timeout=CONNECT_TIMEOUT_S,
