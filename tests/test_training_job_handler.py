@@ -507,3 +507,54 @@ def test_deploy_after_destroy_gets_a_model_that_exists(handler, monkeypatch):
         # The endpoint's model points here: it must exist, so this deploy trained a new job.
         assert account.artifact_exists(second), f"the re-deploy adopted the old job: {second}"
         assert second != first
+
+
+# --- what mutation testing found unguarded (make mutation, target training-job)
+def test_the_job_identity_of_given_properties_never_changes_by_accident(handler):
+    """Every deployed stack's job is named by this hash: a change to how it is computed (key order,
+    what goes in) renames every job and retrains every deployment on its next deploy."""
+    assert handler.identity_hash(PROPS) == "4dfff6f6591b1263"
+
+
+def test_a_job_gets_five_names_before_the_deploy_gives_up(handler):
+    base = handler.base_job_name(PROPS)
+    assert list(handler._attempt_names(base)) == [base, *(f"{base}-r{n}" for n in range(1, 5))]
+
+
+def test_job_names_of_up_to_sixty_characters_are_accepted(handler):
+    # <prefix>-<16 hex>: a 43-character prefix makes 60 characters, room left for "-r4" in 63
+    assert len(handler.base_job_name({**PROPS, "JobNamePrefix": "a" * 43})) == 60
+    with pytest.raises(ValueError, match="JobNamePrefix"):
+        handler.base_job_name({**PROPS, "JobNamePrefix": "a" * 44})
+
+
+@pytest.mark.parametrize("code", ["AccessDeniedException", "ThrottlingException"])
+def test_only_sagemakers_not_found_answer_reads_as_a_missing_job(handler, sm, code):
+    """Other errors go to CloudFormation as they came, even when their message says 'not found'."""
+    sm.add_client_error("describe_training_job", code, "Requested resource not found.",
+                        expected_params={"TrainingJobName": "imdb-sentiment-x"})
+    with pytest.raises(Exception, match=code):
+        handler._describe("imdb-sentiment-x")
+
+
+def test_a_stop_refused_for_any_reason_but_an_ended_job_is_an_error(handler, sm):
+    sm.add_client_error("stop_training_job", "AccessDeniedException", "not authorized",
+                        expected_params={"TrainingJobName": "imdb-sentiment-x"})
+    with pytest.raises(Exception, match="AccessDenied"):
+        handler._stop("imdb-sentiment-x")
+
+
+def test_only_sagemakers_own_role_error_is_waited_out(handler):
+    from botocore.exceptions import ClientError
+
+    def error(code):
+        return ClientError({"Error": {"Code": code, "Message": ROLE_NOT_YET[1]}}, "CreateTrainingJob")
+
+    assert handler._role_not_assumable_yet(error("ValidationException"))
+    assert not handler._role_not_assumable_yet(error("AccessDeniedException"))
+
+
+def test_a_stopping_job_is_waited_for_not_taken_as_stopped(handler, sm):
+    name = handler.base_job_name(PROPS)
+    expect_describe(sm, name, "Stopping")
+    assert handler.is_complete(event("Create", physical_id=name), None) == {"IsComplete": False}
