@@ -558,3 +558,17 @@ def test_a_stopping_job_is_waited_for_not_taken_as_stopped(handler, sm):
     name = handler.base_job_name(PROPS)
     expect_describe(sm, name, "Stopping")
     assert handler.is_complete(event("Create", physical_id=name), None) == {"IsComplete": False}
+
+
+@pytest.mark.parametrize("direction", ["forward", "back"])
+def test_any_other_identity_starts_a_new_job_whichever_name_sorts_first(handler, sm, direction):
+    """An Update compares job names for equality, not order: both directions of one change train."""
+    props_a, props_b = PROPS, {**PROPS, "HyperParameters": {"epochs": "4"}}
+    old, new = (props_a, props_b) if direction == "forward" else (props_b, props_a)
+    old_name, new_name = handler.base_job_name(old), handler.base_job_name(new)
+    expect_describe(sm, new_name)
+    expect_create(sm, new_name, AlgorithmSpecification=ANY, RoleArn=ANY, InputDataConfig=ANY,
+                  OutputDataConfig=ANY, ResourceConfig=ANY, StoppingCondition=ANY, HyperParameters=ANY,
+                  EnableNetworkIsolation=ANY, EnableManagedSpotTraining=ANY)
+    assert handler.on_event(event("Update", new, physical_id=old_name, old=old), None) == {
+        "PhysicalResourceId": new_name}
