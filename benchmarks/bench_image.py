@@ -31,6 +31,7 @@ from _common import REPO, header, loadavg, machine, set_nltk_data  # noqa: E402
 sys.path.insert(0, str(REPO / "scripts"))
 sys.path.insert(0, str(REPO / "tests"))
 from image_runner import Engine, serve_command, train_command, training_job_dir  # noqa: E402
+from fixtures_model import free_port  # noqa: E402
 
 REVIEW = b"A wonderful, moving film with a superb cast."
 HYPERPARAMETERS = {"preset": "tiny", "epochs": "2", "seed": "7"}
@@ -65,14 +66,6 @@ def first_answer(url: str, started: float, deadline: float = 120.0) -> tuple[flo
     with urllib.request.urlopen(req, timeout=30) as r:
         json.loads(r.read())
     return ping, time.monotonic() - started
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def cold_start_image(engine: Engine, ref: str, model_dir: Path) -> tuple[float, float]:

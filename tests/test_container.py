@@ -179,8 +179,12 @@ def test_the_lock_is_what_uv_compiles_from_requirements_in(tmp_path):
 
     out = tmp_path / "requirements.lock"
     shutil.copyfile(MODEL / "requirements.lock", out)
-    wheels = [f for f in os.environ.get("PIP_FIND_LINKS", "").split() if glob.glob(f"{f}/torch-*+cpu-*.whl")]
-    torch_source = ["--find-links", wheels[0]] if wheels else ["--torch-backend", "cpu"]
+    sys.path.insert(0, str(REPO / "scripts"))
+    import build_image
+
+    torch_version = dict(a.split("=", 1) for w, a in instructions() if w == "ARG" and "=" in a)["TORCH_VERSION"]
+    wheels = build_image.torch_wheel_folder(torch_version, "cpu")  # this machine's pip find-links, as make image reads it
+    torch_source = ["--find-links", str(wheels)] if wheels else ["--torch-backend", "cpu"]
     uv = Path(sys.executable).with_name("uv")
     proc = subprocess.run([str(uv), "pip", "compile", "--quiet", "--generate-hashes", "--no-emit-package", "torch",
                            "--no-annotate", "--python-version", "3.11.2", "--python-platform",

@@ -12,7 +12,6 @@ import hashlib
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +19,9 @@ from pathlib import Path
 import pytest
 
 from fixtures_model import REPO
+
+sys.path.insert(0, str(REPO / "scripts"))
+import build_image  # noqa: E402
 
 pytestmark = pytest.mark.slow
 MAKEFILE = (REPO / "Makefile").read_text()
@@ -37,24 +39,14 @@ def resolve(*args: str) -> list[tuple[str, str]]:
     return [(item["metadata"]["name"].lower(), item["metadata"]["version"]) for item in report["install"]]
 
 
-def reachable(host: str) -> bool:
-    try:
-        with socket.create_connection((host, 443), timeout=3):
-            return True
-    except OSError:
-        return False
-
-
 def cpu_index(tmp_path: Path) -> str:
     """PyTorch's CPU index, or a PEP 503 stand-in serving its wheel from this machine's find-links."""
     index = re.search(r"^TORCH_CPU_INDEX \?= (\S+)$", MAKEFILE, re.M).group(1)
-    if reachable(index.split("/")[2]):
+    if build_image.reachable(index.split("/")[2]):
         return index
-    links = subprocess.run([sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True).stdout
-    folders = re.findall(r"find-links='([^']+)'", links) + os.environ.get("PIP_FIND_LINKS", "").split()
-    wheels = [w for f in folders for w in Path(f).glob(f"torch-{TORCH_VERSION}+cpu-*.whl")]
-    assert wheels, f"{index} cannot be reached and no local torch-{TORCH_VERSION}+cpu wheel stands in for it"
-    wheel = wheels[0]
+    folder = build_image.torch_wheel_folder(TORCH_VERSION, "cpu")  # what `make image` mounts, found alike
+    assert folder, f"{index} cannot be reached and no local torch-{TORCH_VERSION}+cpu wheel stands in for it"
+    wheel = next(folder.glob(f"torch-{TORCH_VERSION}+cpu-*.whl"))
     digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
     (tmp_path / "simple" / "torch").mkdir(parents=True)
     (tmp_path / "simple" / "torch" / "index.html").write_text(
