@@ -20,12 +20,14 @@ import uuid
 from pathlib import Path
 
 import pytest
+from packaging.utils import canonicalize_name
 
 from fixtures_model import REPO, ServeProcess, free_port, http, read_answer
 
 sys.path.insert(0, str(REPO / "scripts"))
 import build_image  # noqa: E402
 from image_runner import Engine, EngineMissing, serve_command, train_command, training_job_dir  # noqa: E402
+from test_container import lock_pins  # noqa: E402  (the one reader of model/requirements.lock)
 
 pytestmark = pytest.mark.slow
 REVIEW = "A wonderful, brilliant film: superb acting and a beautiful, delightful story. A masterpiece."
@@ -155,16 +157,11 @@ def test_build_time_work_is_done_at_build_time(inside):
     assert inside["torch_pruned"] == [], "torch's tests, headers and CMake files are left out"
 
 
-def lock_pins() -> dict[str, str]:
-    text = (REPO / "model" / "requirements.lock").read_text()
-    return {m.group(1).lower(): m.group(2) for m in re.finditer(r"^([A-Za-z0-9_.-]+)==(\S+)", text, re.M)}
-
-
 def test_the_image_installs_exactly_the_lock(engine, image):
     out = subprocess.run(engine.run_command(image, "-m", "pip", "list", "--format=json", entrypoint="python"),
                          capture_output=True, text=True, timeout=120)
-    installed = {p["name"].lower().replace("_", "-"): p["version"] for p in json.loads(out.stdout)}
-    pins = {name.replace("_", "-"): v for name, v in lock_pins().items()}
+    installed = {canonicalize_name(p["name"]): p["version"] for p in json.loads(out.stdout)}
+    pins = {name: str(v) for name, v in lock_pins().items()}  # canonical names, as pip's are made below
     assert {name: installed.get(name) for name in pins} == pins
     torch = build_image.dockerfile_default("TORCH_VERSION")
     assert installed["torch"] == f"{torch}+cpu"
