@@ -161,7 +161,7 @@ def test_the_image_installs_exactly_the_lock(engine, image):
     out = subprocess.run(engine.run_command(image, "-m", "pip", "list", "--format=json", entrypoint="python"),
                          capture_output=True, text=True, timeout=120)
     installed = {canonicalize_name(p["name"]): p["version"] for p in json.loads(out.stdout)}
-    pins = {name: str(v) for name, v in lock_pins().items()}  # canonical names, as pip's are made below
+    pins = {name: str(v) for name, v in lock_pins().items()}  # canonical names on both sides
     assert {name: installed.get(name) for name in pins} == pins
     torch = build_image.dockerfile_default("TORCH_VERSION")
     assert installed["torch"] == f"{torch}+cpu"
