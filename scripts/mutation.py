@@ -7,6 +7,17 @@ scratch copy of the repository (tracked and untracked, not ignored files), never
 tree: several people and test runs share it, and a mutated file must not be seen by any of them.
 Mutants run one at a time (the local distributor), with the tests stopping at their first failure.
 
+Each mutant's test run is capped in memory: cosmic-ray runs the test command itself (`shlex.split`,
+no shell, in a new session that a timeout kills whole), so the command is this script again,
+`--capped BYTES -- python -m pytest ...`, which sets RLIMIT_AS (address space, per process, inherited
+by every process the tests start) on the pytest child and passes its exit status on. A mutant that
+allocates without end (one in the HTML escape grew to 15 GB RSS in a run without the cap) gets a
+MemoryError, or dies of a signal, when it reaches the cap instead of taking the machine's memory
+from everyone else on it; either way the tests exit non-zero, and cosmic-ray counts the mutant
+killed, as it counts a timeout: the mutation broke a promise (bounded memory) that the unmutated
+code keeps under the same cap, which the baseline run checks. The counts say how many were killed
+so (a MemoryError or the signal line below in the test output).
+
 Per target it prints killed / survived / timed out / incompetent (the mutant does not import) and
 writes every survivor's diff to test-artifacts/mutation/<target>.txt. docs/reliability.md records
 the figures and why the survivors that remain may live.
@@ -17,6 +28,7 @@ import argparse
 import ast
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -41,6 +53,29 @@ EXCLUDED_OPERATORS = [rf"core/ReplaceBinaryOperator_{_ARITH}_(FloorDiv|Mod|Pow|R
                       rf"core/ReplaceComparisonOperator_{_ORDER}_(Is|IsNot|In|NotIn)$",
                       r"core/ReplaceComparisonOperator_(Is|IsNot)_(Eq|NotEq|Lt|LtE|Gt|GtE|In|NotIn)$",
                       r"core/ReplaceComparisonOperator_(In|NotIn)_(Eq|NotEq|Lt|LtE|Gt|GtE|Is|IsNot)$"]
+
+
+# Address space allowed to each process of a mutant's test run (`--memory-limit` to change). The
+# tests need well under 1 GB (torch imported and a tiny model: about 0.8 GB of address space).
+MEMORY_LIMIT_BYTES = 3 * 1024 ** 3
+# What the capped runner prints when the tests died of a signal (the kernel refusing memory to C
+# code, e.g. SIGSEGV or SIGABRT, rather than Python's MemoryError).
+CAP_MARKER = "mutation: the capped test run died of signal"
+
+
+def run_capped(limit: int, argv: list[str]) -> int:
+    """Run argv with RLIMIT_AS set to ``limit`` bytes; its exit status, 128+N if it died of signal N."""
+    def cap() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    code = subprocess.run(argv, preexec_fn=cap).returncode
+    if code < 0:
+        print(f"{CAP_MARKER} {-code} (memory cap {limit} bytes)", flush=True)
+        return 128 - code
+    return code
+
+
+def hit_memory_cap(output: str | None) -> bool:
+    return bool(output) and ("MemoryError" in output or CAP_MARKER in output)
 
 
 @dataclass
@@ -109,14 +144,16 @@ def toml_str(value: str) -> str:
     return json.dumps(value)  # a JSON string is a valid TOML basic string
 
 
-def run_target(name: str, target: Target, keep: bool) -> dict:
+def run_target(name: str, target: Target, keep: bool, memory_limit: int = MEMORY_LIMIT_BYTES) -> dict:
     work = Path(tempfile.mkdtemp(prefix=f"mutation-{name}-"))
     try:
         scratch_copy(work)
         module = work / target.module
         if not module.is_file():
             raise SystemExit(f"mutation: {target.module} does not exist (moved? update TARGETS)")
-        test_cmd = " ".join([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
+        test_cmd = " ".join([sys.executable, str(work / "scripts" / "mutation.py"), "--capped",
+                             str(memory_limit), "--",
+                             sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
                              "--hypothesis-seed=0", *target.tests])
         lines = ""
         if target.only:
@@ -159,7 +196,8 @@ exclude-operators = [{excluded}]
         if done.returncode != 0:
             raise SystemExit(f"mutation: exec failed ({name}):\n{done.stderr[-3000:]}")
         dump = cr("cosmic-ray", "dump", str(session)).stdout
-        counts = {"killed": 0, "survived": 0, "timeout": 0, "incompetent": 0, "skipped": 0}
+        counts = {"killed": 0, "survived": 0, "timeout": 0, "incompetent": 0, "skipped": 0,
+                  "memory": 0}
         survivors = []
         for line in dump.splitlines():
             item, result = json.loads(line)
@@ -170,6 +208,8 @@ exclude-operators = [{excluded}]
                 kind = {"killed": "killed", "survived": "survived"}.get(result["test_outcome"],
                                                                           "incompetent")
                 counts[kind] += 1
+                if kind == "killed" and hit_memory_cap(result.get("output")):
+                    counts["memory"] += 1  # killed, and by the memory cap
                 if kind == "survived":
                     survivors.append((item, result))
             elif outcome == "timeout":
@@ -192,10 +232,17 @@ exclude-operators = [{excluded}]
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--capped"]:  # the test command cosmic-ray runs: --capped BYTES -- COMMAND ...
+        if len(argv) < 4 or argv[2] != "--":
+            raise SystemExit("usage: mutation.py --capped BYTES -- COMMAND ...")
+        return run_capped(int(argv[1]), argv[3:])
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("targets", nargs="*", help="targets to run (default: all)")
     p.add_argument("--list", action="store_true", help="name the targets and their tests")
     p.add_argument("--keep", action="store_true", help="keep the scratch copies (to look at a session)")
+    p.add_argument("--memory-limit", type=float, default=MEMORY_LIMIT_BYTES / 1024 ** 3, metavar="GIB",
+                   help="address space per process of a mutant's tests (default %(default)g GiB)")
     args = p.parse_args(argv)
     if args.list:
         for name, t in TARGETS.items():
@@ -206,9 +253,10 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         p.error(f"unknown target {', '.join(unknown)}; targets: {', '.join(TARGETS)}")
     for name in args.targets or list(TARGETS):
-        counts = run_target(name, TARGETS[name], args.keep)
+        counts = run_target(name, TARGETS[name], args.keep, int(args.memory_limit * 1024 ** 3))
         mutants = counts["killed"] + counts["survived"] + counts["timeout"] + counts["incompetent"]
-        print(f"{name}: {mutants} mutants, {counts['killed']} killed, {counts['survived']} survived, "
+        print(f"{name}: {mutants} mutants, {counts['killed']} killed ({counts['memory']} by the memory cap), "
+              f"{counts['survived']} survived, "
               f"{counts['timeout']} timed out, {counts['incompetent']} incompetent "
               f"({counts['skipped']} filtered out; {counts['seconds']} s); survivors in "
               f"{(OUT / (name + '.txt')).relative_to(REPO)}", flush=True)
