@@ -88,6 +88,19 @@ def test_negation_mode_keeps_negations(original, negation):
     assert [t for t in tokens if t != "not"] == original.tokens(review)
 
 
+def test_contrast_mode_also_keeps_the_words_that_turn_a_clause(original, negation):
+    from model.preprocess import CONTRAST_WORDS
+    contrast = Preprocessor.create("contrast", stopwords=original.stopwords)
+    review = "I didn't like it, but it was very short and only too funny; not at all bad, no more, nor any."
+    tokens = contrast.tokens(review)
+    assert tokens[:2] == ["not", "like"]
+    assert {"but", "veri", "onli", "too", "all", "ani", "more"} <= set(tokens)
+    # everything else is what the negation mode gives
+    assert [t for t in tokens if t not in {porter_stem(w) for w in CONTRAST_WORDS}] == negation.tokens(review)
+    assert CONTRAST_WORDS <= original.stopwords  # each would be dropped otherwise
+    assert contrast.token("but") == "but" and contrast.token("wasn") == "not" and contrast.token("the") is None
+
+
 def test_token_of_single_words(negation, original):
     assert original.token("the") is None
     assert original.token("running") == "run"
@@ -217,3 +230,143 @@ def test_unclosed_markup_costs_linear_time():
     assert proc.returncode == 0, f"killed after 40 s of CPU (quadratic parsing?): {proc.stderr[-500:]}"
     seconds = json.loads(proc.stdout)
     assert max(seconds.values()) < 10, seconds
+
+
+# What mutation testing (`make mutation ARGS=preprocess`) found unguarded: the escape's offsets and
+# boundaries, the fast path's conditions, the mode comparisons and the stem cache's bypass.
+
+def _escape_by_its_rule(text: str) -> str:
+    """The escape's rule, written the obvious (quadratic) way: the reference for the linear pass.
+
+    A '<' is kept when it opens a comment that closes ('<!--' ... '-->') or a tag ('</x', '<x', '<!',
+    '<?') whose first '>' comes before any other '<'; the first '<!--' that no '-->' closes escapes
+    every '<' after it; every other '<' becomes '&lt;'.
+    """
+    kept = re.compile(r"<!--.*?-->|(?:</?[A-Za-z]|<[!?])[^<>]*>", re.S)
+    out, i = [], 0
+    while (lt := text.find("<", i)) >= 0:
+        out.append(text[i:lt])
+        if text.startswith("<!--", lt) and "-->" not in text[lt + 4:]:
+            return "".join(out) + text[lt:].replace("<", "&lt;")
+        m = kept.match(text, lt)
+        if m:
+            out.append(m.group())
+            i = m.end()
+        else:
+            out.append("&lt;")
+            i = lt + 1
+    return "".join(out) + text[i:]
+
+
+_MARKUP = "ab <b>cd</b> ef<br />gh <!-- i<j --> kl &amp; <!----> mn <i x='1'>op</i> <p/>q"
+_STRAY = ["<", ">", "<!--", "-->", "&", "<b", "</", "<!", "<?", "<!-->", "-", "!"]
+
+
+def _generated_markup(seed: int = 0, n: int = 3000) -> list[str]:
+    """Each stray piece at every offset of a well-formed review, and random runs of the pieces."""
+    pieces = _STRAY + ["a", " b ", "<b>", "</b>", "<br />", "<i x='1'>", "=", "'", "\n", "3"]
+    rng = random.Random(seed)
+    texts = [_MARKUP[:i] + s + _MARKUP[i:] for s in _STRAY for i in range(len(_MARKUP) + 1)]
+    texts += ["".join(rng.choice(pieces) for _ in range(rng.randint(1, 12))) for _ in range(n)]
+    return texts
+
+
+def test_the_escape_follows_its_rule_at_every_offset():
+    from model.preprocess import _neutralise_stray_markup
+    for text in _generated_markup():
+        assert _neutralise_stray_markup(text) == _escape_by_its_rule(text), text
+
+
+def test_well_formed_markup_passes_the_escape_unchanged():
+    from model.preprocess import _neutralise_stray_markup
+    for text in [_MARKUP, "<!---->", "<!-- <b> -->x", "<a>" * 3, "x<br />" * 3, "<!x><?y>z"]:
+        assert _neutralise_stray_markup(text) == text
+
+
+def _readable_markup(seed: int, n: int) -> list[str]:
+    """Well-formed tags and comments, stray '<', '>' and '&' that the parser keeps as text, and one
+    unclosed construct at the end: where the escape promises the parser's own text."""
+    body = ["ab", " cd ", "3", "\n", "&amp;", "& ", "&", "< ", "3<4", " > ", ">", "<br />", "<b>", "</b>",
+            "<i x='1'>", "</i>", "<!-- c -->", "<!---->", "<p/>"]
+    tails = ["", "<!-- open", "<a x=", "<p", "<", "<!--", "</b", "&#"]
+    rng = random.Random(seed)
+    texts = [_MARKUP[:i] + s + _MARKUP[i:] for s in ("< ", " > ", "& ") for i in range(len(_MARKUP) + 1)
+             if not re.search(r"<[^>]*$", _MARKUP[:i]) and not re.search(r"<!--((?!-->).)*$", _MARKUP[:i])]
+    texts += ["".join(rng.choice(body) for _ in range(rng.randint(0, 8))) + rng.choice(tails)
+              for _ in range(n)]
+    return texts
+
+
+def test_escaped_markup_reads_as_the_parser_reads_it():
+    from bs4 import BeautifulSoup
+    for text in _readable_markup(seed=1, n=2000):
+        assert html_to_text(text) == BeautifulSoup(text, "html.parser").get_text(), text
+
+
+def test_the_fast_path_is_a_shortcut_of_the_parser():
+    """Whatever skips the parser reads as escape + parser would read it, but for runs of whitespace:
+    the parser makes a whitespace-only piece between tags one space ("a<br />  <br />b" is "a b"),
+    the fast path keeps it ("a  b"), which changes no word."""
+    import itertools
+
+    from bs4 import BeautifulSoup
+
+    from model.preprocess import _neutralise_stray_markup
+    pieces = ["a", " ", "<br />", "<", ">", "&", "<br/>", "\n"]
+    texts = ["".join(p) for k in range(1, 5) for p in itertools.product(pieces, repeat=k)]
+    for text in texts + ["<br /><br />", " \t\n", "a<br />>", "<br /><", "x > y<br />"]:
+        parsed = BeautifulSoup(_neutralise_stray_markup(text), "html.parser").get_text()
+        assert html_to_text(text).split() == parsed.split(), text
+        assert (html_to_text(text) == "") == (parsed == ""), text
+
+
+def test_reviews_whose_only_markup_is_br_skip_the_parser(monkeypatch):
+    import bs4
+
+    def no_parser(*args, **kwargs):
+        raise AssertionError("the parser ran")
+    monkeypatch.setattr(bs4, "BeautifulSoup", no_parser)
+    assert html_to_text("Great.<br /><br />Really great, 10/10") == "Great.Really great, 10/10"
+    assert html_to_text("plain text, no markup") == "plain text, no markup"
+    for needs_parser in ["a &amp; b", "a<br/>b", "<b>x</b>", "a > b<br />", " \n "]:
+        with pytest.raises(AssertionError, match="the parser ran"):
+            html_to_text(needs_parser)
+
+
+# The stopwords below are a small stand-in list, so each mode's rule is visible in its tokens.
+_STOP = ["i", "the", "it", "was", "but", "not", "no", "don", "t", "didn", "very"]
+_REVIEW = "I didn't like the ending, but it was not bad, no; very good. Don't go"
+
+
+def test_each_mode_drops_and_maps_exactly_its_words():
+    words = review_words(_REVIEW)
+    original = Preprocessor.create("original", stopwords=_STOP)
+    negation = Preprocessor.create("negation", stopwords=_STOP)
+    keep = Preprocessor.create("keep", stopwords=_STOP)
+    assert original.tokens(_REVIEW) == ["like", "end", "bad", "good", "go"]
+    assert negation.tokens(_REVIEW) == ["not", "like", "end", "not", "bad", "not", "good", "not", "go"]
+    assert keep.tokens(_REVIEW) == [porter_stem(w) for w in words]
+    assert keep.tokens(_REVIEW)[:4] == ["i", "didn", "t", "like"]
+    for p in (original, negation, keep):  # one word at a time as in a whole review
+        assert [t for t in map(p.token, words) if t is not None] == p.tokens(_REVIEW), p.mode
+
+
+def test_negation_words_are_only_mapped_in_negation_mode():
+    none_dropped = {m: Preprocessor.create(m, stopwords=[]) for m in ("original", "negation", "keep")}
+    for word in ("don", "didn", "no", "nor", "wasn"):
+        assert none_dropped["original"].token(word) == porter_stem(word), word
+        assert none_dropped["keep"].token(word) == porter_stem(word), word
+        assert none_dropped["negation"].token(word) == "not", word
+    assert none_dropped["original"].tokens("I don't") == ["i", "don", "t"]
+    assert none_dropped["keep"].tokens("I don't") == ["i", "don", "t"]
+    assert none_dropped["negation"].tokens("I don't") == ["i", "not", "t"]
+
+
+def test_only_short_words_enter_the_stem_cache():
+    """The cache is bounded and a hostile 100 KB "word" never enters it (memory, not tokens)."""
+    from model.preprocess import _cached_stem
+    assert _cached_stem.cache_info().maxsize == 200_000
+    _cached_stem.cache_clear()
+    for word in ("x" * 64, "y" * 65, "z" * 100_000):
+        porter_stem(word)
+    assert _cached_stem.cache_info().currsize == 1
