@@ -176,9 +176,15 @@ exclude-operators = [{excluded}]
         session = work / "session.sqlite"
         bindir = Path(sys.executable).parent
 
+        # The tests run in the scratch copy: a relative NLTK_DATA (../shared/nltk_data) would point
+        # elsewhere there, and the tests' default (the folder beside the repository) is beside this one.
+        nltk_data = os.environ.get("NLTK_DATA") or str(REPO.parent / "shared" / "nltk_data")
+        env = {**os.environ, "NLTK_DATA": os.pathsep.join(str(Path(d).resolve())
+                                                          for d in nltk_data.split(os.pathsep))}
+
         def cr(*args: str) -> subprocess.CompletedProcess:
             return subprocess.run([str(bindir / args[0]), *args[1:]], cwd=work, text=True,
-                                  capture_output=True)
+                                  capture_output=True, env=env)
 
         started = time.monotonic()
         for step in (("cosmic-ray", "init", str(config), str(session)),
