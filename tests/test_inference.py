@@ -1,10 +1,11 @@
 """The inference handlers (model/inference.py) and occlusion explanations (model/explain.py)."""
 from __future__ import annotations
 
-import importlib
+import importlib.util
 import json
 import sys
 import types
+from pathlib import Path
 
 import pytest
 import torch
@@ -15,6 +16,7 @@ from model.artifact import ArtifactError
 from model.explain import occlusion_probabilities, word_tokens
 from model.inference import MAX_BODY_BYTES, MAX_INSTANCES, RequestError, input_fn, output_fn, predict_fn
 
+REPO = Path(__file__).resolve().parent.parent
 POSITIVE = "A wonderful, brilliant film: superb acting and a beautiful, delightful story."
 
 
@@ -139,15 +141,17 @@ def test_request_error_maps_to_the_toolkit_error_in_aws_image(monkeypatch):
     errors.BaseInferenceToolkitError = BaseInferenceToolkitError
     monkeypatch.setitem(sys.modules, "sagemaker_inference", types.ModuleType("sagemaker_inference"))
     monkeypatch.setitem(sys.modules, "sagemaker_inference.errors", errors)
-    fresh = importlib.import_module("model.inference")
-    try:
-        fresh = importlib.reload(fresh)
-        with pytest.raises(BaseInferenceToolkitError) as info:
-            fresh.input_fn(b"x", "image/png")
-        assert (info.value.status_code, info.value.phrase) == (415, "Unsupported Media Type")
-    finally:
-        monkeypatch.undo()
-        importlib.reload(fresh)
+    # A second copy of the module, under another name: reloading model.inference itself would give
+    # it a new RequestError class, which other test modules' `except RequestError` (the class they
+    # imported) no longer catch.
+    spec = importlib.util.spec_from_file_location("model._inference_in_aws_image",
+                                                  REPO / "model" / "inference.py")
+    fresh = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, fresh)  # its dataclasses look their module up there
+    spec.loader.exec_module(fresh)
+    with pytest.raises(BaseInferenceToolkitError) as info:
+        fresh.input_fn(b"x", "image/png")
+    assert (info.value.status_code, info.value.phrase) == (415, "Unsupported Media Type")
 
 
 # --------------------------------------------------------------------------- predict_fn / output_fn
@@ -236,7 +240,10 @@ def occlusion_reference(network, ids):
     {"bidirectional": True, "num_layers": 1, "pooling": "last+max+mean"},
     {"bidirectional": False, "num_layers": 1, "pooling": "last+max+mean"},
     {"bidirectional": True, "num_layers": 2, "pooling": "last+max+mean"},
-], ids=["bi1", "uni1", "bi2", "uni2", "bi1-last", "uni1-last", "bi1-mean", "uni1-mean", "bi2-mean"])
+    {"bidirectional": True, "num_layers": 1, "pooling": "last+max+mean", "ngram_buckets": 4099, "ngram_order": 3},
+    {"bidirectional": True, "num_layers": 2, "pooling": "last+max+mean", "ngram_buckets": 4099, "ngram_order": 3},
+], ids=["bi1", "uni1", "bi2", "uni2", "bi1-last", "uni1-last", "bi1-mean", "uni1-mean", "bi2-mean", "bi1-ngrams",
+        "bi2-ngrams"])
 def test_occlusion_weights_match_individually_computed_scores(tmp_path, nltk_data, shape):
     from model.inference import model_fn
 
