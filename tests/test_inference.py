@@ -287,3 +287,47 @@ def test_batch_explain(loaded):
     got = answer(json.dumps({"instances": ["great film", "dull"], "explain": True}).encode(),
                  "application/json", loaded)
     assert [len(p["explanation"]) for p in got["predictions"]] == [2, 1]
+
+
+# --------------------------------------------------------------------------- what mutation testing found
+# (`make mutation ARGS=inference`): the label's boundary, the score's rounding, the length groups.
+
+def test_the_label_agrees_with_the_score_the_caller_sees():
+    """Positive from 0.5 up, judged on the rounded score, so a caller never sees 0.5 "negative"."""
+    label = inference._label
+    assert label(0.5, 3) == {"label": "positive", "score": 0.5, "words_read": 3}
+    assert label(0.4999996, 3)["label"] == "positive"  # shown as 0.5
+    assert label(0.4999994, 3) == {"label": "negative", "score": 0.499999, "words_read": 3}
+    assert label(0.2, 1)["label"] == "negative" and label(0.0, 0)["label"] == "negative"
+    assert label(0.93, 41)["label"] == "positive"
+
+
+def test_scores_are_rounded_to_six_decimals(loaded):
+    assert inference._label(0.123456789, 1)["score"] == 0.123457
+    got = answer(POSITIVE.encode(), "text/plain", loaded)
+    assert got["score"] == round(got["score"], 6)
+
+
+class _CountingNetwork(torch.nn.Module):
+    """Wraps a network and records the batch sizes and padded lengths of its forward passes."""
+
+    def __init__(self, network):
+        super().__init__()
+        self.network, self.passes = network, []
+
+    def forward(self, ids, lengths):
+        self.passes.append((ids.shape[0], ids.shape[1]))
+        return self.network(ids, lengths)
+
+
+def test_reviews_of_very_different_lengths_go_in_separate_passes(loaded):
+    """A group holds lengths within 1.5x of its shortest (an empty review counts as 1), so a short
+    review is never padded to a long one's length; scores are the same as one at a time."""
+    net = _CountingNetwork(loaded.model)
+    lengths = [10, 1, 0, 2, 3, 100, 15, 16, 1]
+    sequences = [[(k % 40) + 4 for k in range(n)] for n in lengths]
+    got = inference.probabilities(net, sequences)
+    # sorted: 0 1 1 | 2 3 | 10 15 | 16 | 100
+    assert sorted(net.passes) == sorted([(3, 1), (2, 3), (2, 15), (1, 16), (1, 100)])
+    for ids, p in zip(sequences, got):
+        assert p == pytest.approx(single_probability(loaded.model, ids), abs=2e-6)

@@ -370,3 +370,27 @@ def test_only_short_words_enter_the_stem_cache():
     for word in ("x" * 64, "y" * 65, "z" * 100_000):
         porter_stem(word)
     assert _cached_stem.cache_info().currsize == 1
+
+
+def test_a_preprocessor_cannot_change_mode_after_its_dropped_words_are_known(original):
+    """``_dropped`` is cached from the mode: a mode changed afterwards would drop the old mode's words."""
+    import dataclasses
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        original.mode = "keep"
+
+
+def test_many_reviews_go_to_worker_processes_only_when_it_pays(original, monkeypatch):
+    """2,000 reviews or more and more than one worker: a pool; fewer, or one worker: this process."""
+    import multiprocessing
+    pools = []
+    real = multiprocessing.get_context
+
+    def counting(method=None):
+        pools.append(method)
+        return real(method)
+    monkeypatch.setattr(multiprocessing, "get_context", counting)
+    reviews = [f"review number {i}, a fine film" for i in range(2000)]
+    expected = [original.tokens(r) for r in reviews]
+    assert original.tokens_many(reviews, workers=2) == expected and pools == ["fork"]
+    assert original.tokens_many(reviews[:1999], workers=2) == expected[:1999] and pools == ["fork"]
+    assert original.tokens_many(reviews, workers=1) == expected and pools == ["fork"]
