@@ -1,6 +1,7 @@
 """Mutation testing of the modules that carry docs/reliability.md's promises (`make mutation`).
 
     python scripts/mutation.py [TARGET ...]      # default: every target; `--list` names them
+    python scripts/mutation.py --survivors TARGET  # only the last run's survivors, against today's tests
 
 Each target is one module and the fast tests that cover it. cosmic-ray mutates the module in a
 scratch copy of the repository (tracked and untracked, not ignored files), never in this working
@@ -20,7 +21,11 @@ so (a MemoryError or the signal line below in the test output).
 
 Per target it prints killed / survived / timed out / incompetent (the mutant does not import) and
 writes every survivor's diff to test-artifacts/mutation/<target>.txt. docs/reliability.md records
-the figures and why the survivors that remain may live.
+the figures and why the survivors that remain may live. `--survivors` applies each diff of that file
+to a fresh scratch copy in turn and runs the same capped test command (cosmic-ray's own runner, so a
+timeout or a failure kills alike): after tests were added for them, which still live, in
+test-artifacts/mutation/<target>.rerun.txt; a diff that no longer applies (the module changed since)
+is counted stale.
 """
 from __future__ import annotations
 
@@ -28,6 +33,7 @@ import argparse
 import ast
 import json
 import os
+import re
 import resource
 import shutil
 import subprocess
@@ -144,6 +150,78 @@ def toml_str(value: str) -> str:
     return json.dumps(value)  # a JSON string is a valid TOML basic string
 
 
+def test_command(work: Path, target: Target, memory_limit: int) -> str:
+    """The command cosmic-ray runs per mutant (split with shlex, no shell): the capped pytest run."""
+    return " ".join([sys.executable, str(work / "scripts" / "mutation.py"), "--capped",
+                     str(memory_limit), "--",
+                     sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
+                     "--hypothesis-seed=0", *target.tests])
+
+
+def test_env() -> dict[str, str]:
+    # The tests run in the scratch copy: a relative NLTK_DATA (../shared/nltk_data) would point
+    # elsewhere there, and the tests' default (the folder beside the repository) is beside this one.
+    nltk_data = os.environ.get("NLTK_DATA") or str(REPO.parent / "shared" / "nltk_data")
+    return {**os.environ, "NLTK_DATA": os.pathsep.join(str(Path(d).resolve())
+                                                       for d in nltk_data.split(os.pathsep))}
+
+
+def survivor_diffs(text: str) -> list[tuple[str, str]]:
+    """(header, diff) per survivor in a test-artifacts/mutation/<target>.txt file."""
+    parts = re.split(r"^(# \S+:\d+ \S+ occurrence \d+)\n", text, flags=re.M)
+    return [(parts[i][2:], parts[i + 1]) for i in range(1, len(parts) - 1, 2)]
+
+
+def rerun_survivors(name: str, target: Target, memory_limit: int = MEMORY_LIMIT_BYTES) -> dict:
+    from cosmic_ray.testing import run_tests
+    from cosmic_ray.work_item import TestOutcome
+
+    source = OUT / f"{name}.txt"
+    if not source.is_file():
+        raise SystemExit(f"mutation: no {source.relative_to(REPO)}: run `scripts/mutation.py {name}` first")
+    entries = survivor_diffs(source.read_text())
+    work = Path(tempfile.mkdtemp(prefix=f"mutation-{name}-rerun-"))
+    counts = {"killed": 0, "survived": 0, "stale": 0, "memory": 0}
+    alive = []
+    started = time.monotonic()
+    saved_env = dict(os.environ)
+    try:
+        scratch_copy(work)
+        module = work / target.module
+        pristine = module.read_bytes()
+        os.environ.update(test_env())
+        cwd = os.getcwd()
+        os.chdir(work)  # run_tests runs the command in the current directory, as cosmic-ray exec does
+        try:
+            for header, diff in entries:
+                patch = diff.split("--- mutation diff ---\n", 1)[-1]
+                applied = subprocess.run(["git", "apply", "-p1", "-"], input=patch, text=True, cwd=work,
+                                         capture_output=True)  # git, not patch(1): the copy needs git anyway
+                if applied.returncode != 0:
+                    counts["stale"] += 1
+                    print(f"mutation: stale (no longer applies): {header}", file=sys.stderr)
+                else:
+                    outcome, output = run_tests(test_command(work, target, memory_limit), target.timeout_s)
+                    if outcome == TestOutcome.SURVIVED:
+                        counts["survived"] += 1
+                        alive.append((header, diff))
+                    else:
+                        counts["killed"] += 1
+                        counts["memory"] += hit_memory_cap(output)
+                module.write_bytes(pristine)
+        finally:
+            os.chdir(cwd)
+        with open(OUT / f"{name}.rerun.txt", "w") as fh:
+            for header, diff in alive:
+                fh.write(f"# {header}\n{diff}")
+        counts["seconds"] = round(time.monotonic() - started)
+        return counts
+    finally:
+        os.environ.clear()
+        os.environ.update(saved_env)
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def run_target(name: str, target: Target, keep: bool, memory_limit: int = MEMORY_LIMIT_BYTES) -> dict:
     work = Path(tempfile.mkdtemp(prefix=f"mutation-{name}-"))
     try:
@@ -151,10 +229,7 @@ def run_target(name: str, target: Target, keep: bool, memory_limit: int = MEMORY
         module = work / target.module
         if not module.is_file():
             raise SystemExit(f"mutation: {target.module} does not exist (moved? update TARGETS)")
-        test_cmd = " ".join([sys.executable, str(work / "scripts" / "mutation.py"), "--capped",
-                             str(memory_limit), "--",
-                             sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
-                             "--hypothesis-seed=0", *target.tests])
+        test_cmd = test_command(work, target, memory_limit)
         lines = ""
         if target.only:
             ranges = ", ".join(toml_str(r) for r in line_ranges(module, target.only))
@@ -176,11 +251,7 @@ exclude-operators = [{excluded}]
         session = work / "session.sqlite"
         bindir = Path(sys.executable).parent
 
-        # The tests run in the scratch copy: a relative NLTK_DATA (../shared/nltk_data) would point
-        # elsewhere there, and the tests' default (the folder beside the repository) is beside this one.
-        nltk_data = os.environ.get("NLTK_DATA") or str(REPO.parent / "shared" / "nltk_data")
-        env = {**os.environ, "NLTK_DATA": os.pathsep.join(str(Path(d).resolve())
-                                                          for d in nltk_data.split(os.pathsep))}
+        env = test_env()
 
         def cr(*args: str) -> subprocess.CompletedProcess:
             return subprocess.run([str(bindir / args[0]), *args[1:]], cwd=work, text=True,
@@ -247,6 +318,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("targets", nargs="*", help="targets to run (default: all)")
     p.add_argument("--list", action="store_true", help="name the targets and their tests")
     p.add_argument("--keep", action="store_true", help="keep the scratch copies (to look at a session)")
+    p.add_argument("--survivors", action="store_true",
+                   help="rerun only the survivors recorded by the last run of each target named")
     p.add_argument("--memory-limit", type=float, default=MEMORY_LIMIT_BYTES / 1024 ** 3, metavar="GIB",
                    help="address space per process of a mutant's tests (default %(default)g GiB)")
     args = p.parse_args(argv)
@@ -258,6 +331,14 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [t for t in args.targets if t not in TARGETS]
     if unknown:
         p.error(f"unknown target {', '.join(unknown)}; targets: {', '.join(TARGETS)}")
+    if args.survivors:
+        for name in args.targets or p.error("--survivors needs the targets to rerun"):
+            counts = rerun_survivors(name, TARGETS[name], int(args.memory_limit * 1024 ** 3))
+            print(f"{name}, the last run's survivors again: {counts['killed']} killed "
+                  f"({counts['memory']} by the memory cap), {counts['survived']} survived, "
+                  f"{counts['stale']} stale ({counts['seconds']} s); still alive in "
+                  f"{(OUT / (name + '.rerun.txt')).relative_to(REPO)}", flush=True)
+        return 0
     for name in args.targets or list(TARGETS):
         counts = run_target(name, TARGETS[name], args.keep, int(args.memory_limit * 1024 ** 3))
         mutants = counts["killed"] + counts["survived"] + counts["timeout"] + counts["incompetent"]
