@@ -3,7 +3,7 @@
 
     .venv/bin/python benchmarks/behaviour_suite.py --models default=artifacts/model-card \\
         quick=.local/model original=artifacts/original nblr=artifacts/nblr vader \\
-        [--examples 3] [--cases-out benchmarks/results/behaviour-suite-cases.csv]
+        [--examples 3] [--cases-out benchmarks/results/behaviour-suite-cases.csv] [--dev-only]
 
 Prints the machine and load, each model, one table of failure rates (%) per category and overall
 (the mean of the categories) on the development and the held-out templates side by side, then a
@@ -41,6 +41,8 @@ def main() -> int:
     p.add_argument("--held-out-examples", action="store_true", help="show held-out failures too")
     p.add_argument("--by-template", action="store_true", help="also print each template's failure rate")
     p.add_argument("--cases-out", type=Path, help="write every sentence's score per model to this CSV")
+    p.add_argument("--dev-only", action="store_true",
+                   help="score the development templates only: for choosing a model without seeing the held-out part")
     args = p.parse_args()
     _common.set_nltk_data()
 
@@ -50,6 +52,8 @@ def main() -> int:
         print(f"behaviour_suite: {exc}", file=sys.stderr)
         return 2
     cases = generate()
+    if args.dev_only:
+        cases = [c for c in cases if c.split == DEV]
     header("behaviour suite: failure rate (%) per category, development and held-out templates")
     print(f"cases: {len(cases)} ({sum(c.split == DEV for c in cases)} dev, "
           f"{sum(c.split == HELD_OUT for c in cases)} held-out) from "

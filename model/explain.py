@@ -92,7 +92,14 @@ def occlusion_logits(model: LSTMClassifier, ids: list[int]) -> tuple[float, list
     # the dense layer's input, in the network's order: last state(s), then the pooled ones
     features = torch.cat([torch.cat([full for full, _ in parts])[None],
                           torch.cat([rows for _, rows in parts], dim=1)])
-    logits = model.dense(features).squeeze(-1).tolist()
+    logits = model.dense(features).squeeze(-1)
+    if model.ngrams is not None:  # the n-gram bag's score of the review and of each occluded one
+        full_ids = torch.tensor(ids, dtype=torch.long)
+        keep = ~torch.eye(n, dtype=torch.bool)
+        occluded = full_ids.expand(n, n)[keep].view(n, n - 1)
+        logits = logits + torch.cat([model.ngrams(full_ids[None], torch.tensor([n])),
+                                     model.ngrams(occluded, torch.full((n,), n - 1))])
+    logits = logits.tolist()
     return logits[0], logits[1:]
 
 

@@ -44,9 +44,16 @@ class Hyperparameters:
     dropout: float = 0.4
     # one of POOLINGS, chosen by validation accuracy (docs/model-card.md)
     pooling: str = "last+max+mean"
+    # A linear model over hashed n-grams of the ids beside the LSTM, its score added to the
+    # LSTM's (model/network.py NgramBag): how many hash buckets (0: none) and the longest n-gram.
+    ngram_buckets: int = 0
+    ngram_order: int = 2
     # Probability of replacing a training token by <unk> (never at scoring time): the net cannot
     # lean on any single word, such as a film's title or cast, that a test review won't have.
     word_dropout: float = 0.2
+    # Short labelled sentences added to the training split (model/augment.py): how negation and
+    # "but" compose, which the long IMDB reviews show too rarely. 0: IMDB's reviews only.
+    augment_sentences: int = 0
     # optimisation
     epochs: int = 5
     batch_size: int = 64
@@ -75,6 +82,9 @@ class Hyperparameters:
         for name in ("vocab_size", "max_len", "embedding_dim", "hidden_dim", "num_layers", "epochs",
                      "batch_size", "bucket_pool"):
             need(getattr(self, name) >= 1, name, "must be a positive integer")
+        need(self.ngram_buckets >= 0, "ngram_buckets", "must be >= 0 (0: no n-gram features)")
+        need(1 <= self.ngram_order <= 4, "ngram_order", "must be 1 to 4")
+        need(self.augment_sentences >= 0, "augment_sentences", "must be >= 0 (0 adds none)")
         need(self.vocab_size >= 3, "vocab_size", "must be at least 3 (padding, unknown, one word)")
         need(self.pooling in POOLINGS, "pooling", f"must be one of {', '.join(POOLINGS)}")
         need(self.embedding_init in ("none", "ppmi-svd"), "embedding_init", "must be one of none, ppmi-svd")

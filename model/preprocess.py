@@ -10,6 +10,8 @@ Two modes:
   * ``original``: exactly the original tokens.
   * ``negation``: the same, but negations survive: "not", "no", "nor" are kept and the stems of
     n't-contractions ("don", "didn", "wasn", ...) become "not", so "didn't like" -> ["not", "like"].
+  * ``contrast``: ``negation``, and the words that join or grade clauses survive too ("but", "very",
+    "too", "only", ...: ``CONTRAST_WORDS``), so "good, but too long" keeps what decides it.
   * ``keep``: no stopword is dropped ("but", "too", "very", "only" stay); words are still stemmed.
 """
 from __future__ import annotations
@@ -20,7 +22,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
-MODES = ("original", "negation", "keep")
+MODES = ("original", "negation", "contrast", "keep")
 
 _NON_ALNUM = re.compile(r"[^a-z0-9]")
 _BR = "<br />"
@@ -32,6 +34,11 @@ NEGATION_CONTRACTIONS = frozenset(
     "won wouldn".split()
 )
 NEGATION_WORDS = frozenset({"not", "no", "nor"})
+# Stopwords that turn or grade what a clause says: "X, but Y" is decided by Y; "too long", "very
+# good", "only good", "not at all" / "not in any way". NLTK's list drops every one of them.
+CONTRAST_WORDS = frozenset("but very too so only more most few against than all any".split())
+# Modes that read n't-contractions and "no"/"nor" as "not".
+_READS_NEGATION = ("negation", "contrast")
 
 
 class StopwordsMissing(RuntimeError):
@@ -150,6 +157,8 @@ class Preprocessor:
     def _dropped(self) -> frozenset[str]:
         if self.mode == "negation":
             return self.stopwords - NEGATION_WORDS - NEGATION_CONTRACTIONS
+        if self.mode == "contrast":
+            return self.stopwords - NEGATION_WORDS - NEGATION_CONTRACTIONS - CONTRAST_WORDS
         if self.mode == "keep":
             return frozenset()
         return self.stopwords
@@ -158,13 +167,13 @@ class Preprocessor:
         """The token for one word, or None when the preprocessing drops it."""
         if word in self._dropped:
             return None
-        if self.mode == "negation" and (word in NEGATION_CONTRACTIONS or word in NEGATION_WORDS):
+        if self.mode in _READS_NEGATION and (word in NEGATION_CONTRACTIONS or word in NEGATION_WORDS):
             return "not"
         return porter_stem(word)
 
     def tokens(self, review: str) -> list[str]:
         dropped = self._dropped
-        if self.mode != "negation":
+        if self.mode not in _READS_NEGATION:
             return [porter_stem(w) for w in review_words(review) if w not in dropped]
         return [t for t in map(self.token, review_words(review)) if t is not None]
 

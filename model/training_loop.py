@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from . import artifact
+from . import artifact, augment
 from .data import Dataset, Review, split_validation
 from .hyperparameters import Hyperparameters
 from .embeddings import pretrained_vectors
@@ -79,6 +79,18 @@ def encode(reviews: list[Review], token_lists: list[list[str]], vocab: Vocabular
     return Encoded(ids=[vocab.encode(t, max_len) for t in token_lists], labels=[r.label for r in reviews])
 
 
+def training_examples(reviews: Encoded, sentences: list[augment.Sentence], sentence_tokens: list[list[str]],
+                      vocab: Vocabulary, max_len: int) -> tuple[Encoded, torch.Tensor]:
+    """The training reviews followed by the added sentences, and which examples are reviews.
+
+    Word dropout applies to the reviews only: in a short sentence the dropped word is often the one
+    that decides its label ("not" in "not good").
+    """
+    examples = Encoded(ids=reviews.ids + [vocab.encode(t, max_len) for t in sentence_tokens],
+                       labels=reviews.labels + [s.label for s in sentences])
+    return examples, torch.tensor([True] * len(reviews.ids) + [False] * len(sentences))
+
+
 @torch.inference_mode()
 def score(model: LSTMClassifier, data: Encoded, device: torch.device, batch_size: int = 256) -> tuple[list[float], float]:
     """Probabilities for every review (in order) and the mean loss."""
@@ -115,17 +127,23 @@ def fit(dataset: Dataset, hp: Hyperparameters, model_dir: Path, progress: bool =
     unlabelled = dataset.unlabelled if hp.embedding_init != "none" else []
     if hp.embedding_init != "none" and not unlabelled:
         log.warning("no unlabelled reviews in the data (aclImdb/train/unsup): word vectors from the training split only")
+    synthetic = augment.sentences(hp.augment_sentences, hp.seed)
     t0 = time.perf_counter()
-    tokens = preprocessor.tokens_many([r.text for r in everything] + unlabelled, workers=threads,
-                                      progress=progress)
+    tokens = preprocessor.tokens_many([r.text for r in everything] + unlabelled + [s.text for s in synthetic],
+                                      workers=threads, progress=progress)
     preprocess_s = time.perf_counter() - t0
     n_tr, n_val, n_all = len(train_reviews), len(val_reviews), len(everything)
+    n_unl = len(unlabelled)
     train_tokens, val_tokens, test_tokens = tokens[:n_tr], tokens[n_tr:n_tr + n_val], tokens[n_tr + n_val:n_all]
-    unlabelled_tokens = tokens[n_all:]
+    unlabelled_tokens, synthetic_tokens = tokens[n_all:n_all + n_unl], tokens[n_all + n_unl:]
     log.info("preprocessed %d reviews in %.1fs (%s mode)", len(tokens), preprocess_s, hp.preprocessing)
 
+    # The vocabulary and the word vectors come from real reviews only; the sentences are training examples.
     vocab = Vocabulary.build(train_tokens, hp.vocab_size)
-    train = encode(train_reviews, train_tokens, vocab, hp.max_len)
+    train, is_review = training_examples(encode(train_reviews, train_tokens, vocab, hp.max_len),
+                                         synthetic, synthetic_tokens, vocab, hp.max_len)
+    if synthetic:
+        log.info("added %d sentences (model/augment.py) to the %d training reviews", len(synthetic), n_tr)
     val = encode(val_reviews, val_tokens, vocab, hp.max_len)
     test = encode(test_reviews, test_tokens, vocab, hp.max_len)
 
@@ -162,7 +180,7 @@ def fit(dataset: Dataset, hp: Hyperparameters, model_dir: Path, progress: bool =
         bar = _bar(batches, progress, f"epoch {epoch}/{hp.epochs}")
         for idx in bar:
             ids, lens = pad_batch([train.ids[i] for i in idx])
-            ids = drop_words(ids, hp.word_dropout)
+            ids = drop_words(ids, hp.word_dropout, rows=is_review[idx])
             labels = torch.tensor([train.labels[i] for i in idx], dtype=torch.float32, device=device)
             optimiser.zero_grad(set_to_none=True)
             loss = loss_fn(model(ids.to(device), lens), labels)

@@ -76,6 +76,8 @@ def write_model_dir(path: Path, seed: int = 0, **overrides) -> Path:
     vocab = Vocabulary.build((pre.tokens(r) for r in corpus), hp.vocab_size)
     torch.manual_seed(seed)
     net = LSTMClassifier.from_hyperparameters(hp, len(vocab))
+    if net.ngrams is not None:  # trained from zeros; random here, so that it counts in every score
+        torch.nn.init.normal_(net.ngrams.weight.weight, std=0.5)
     artifact.save(path, net, vocab, pre, hp)
     return path
 

@@ -12,7 +12,7 @@ from torch.nn.utils.rnn import pack_padded_sequence
 from model.data import DataError, load, split_validation
 from model.hyperparameters import (HyperparameterError, Hyperparameters, parse_assignments, parse_bool, preset,
                                    resolve)
-from model.network import LSTMClassifier, pad_batch, reverse_padded
+from model.network import LSTMClassifier, NgramBag, drop_words, pad_batch, reverse_padded
 from model.vocab import PAD, UNK, Vocabulary
 
 from fixtures_model import write_tar_gz
@@ -62,6 +62,10 @@ def test_hyperparameters_parse_sagemaker_strings():
     ({"validation_split": "year"}, "movie, random"),
     ({"embedding_init": "glove"}, "none, ppmi-svd"),
     ({"pooling": "mean"}, "last, last\\+max, last\\+max\\+mean"),
+    ({"ngram_buckets": "-1"}, "ngram_buckets=-1: must be >= 0"),
+    ({"ngram_order": "5"}, "ngram_order=5: must be 1 to 4"),
+    ({"ngram_order": "0"}, "ngram_order=0: must be 1 to 4"),
+    ({"augment_sentences": "-5"}, "augment_sentences=-5: must be >= 0"),
 ])
 def test_bad_hyperparameters_are_refused_with_the_key(values, message):
     with pytest.raises(HyperparameterError, match=message):
@@ -118,6 +122,49 @@ def test_output_is_read_at_the_last_real_token_not_padding(bidirectional, poolin
     assert model(ids, lengths).shape == (3,)
     torch.testing.assert_close(model(ids, lengths), model(padded_more, lengths))
     torch.testing.assert_close(model(ids, lengths), alone)
+
+
+def test_ngram_bag_beside_the_lstm_reads_only_real_tokens():
+    torch.manual_seed(0)
+    model = LSTMClassifier(50, 8, 6, bidirectional=True, pooling="last+max+mean", ngram_buckets=997,
+                           ngram_order=3).eval()
+    torch.nn.init.normal_(model.ngrams.weight.weight)
+    seqs = [[3, 4, 5, 6, 7], [8, 9], [10, 11, 12], [13]]
+    ids, lengths = pad_batch(seqs)
+    padded_more = torch.cat([ids, torch.zeros(4, 7, dtype=torch.long)], dim=1)
+    alone = torch.stack([model(torch.tensor([s]), torch.tensor([len(s)]))[0] for s in seqs])
+    torch.testing.assert_close(model(ids, lengths), model(padded_more, lengths))
+    torch.testing.assert_close(model(ids, lengths), alone)
+    # the bag's score is added to the LSTM's logit
+    bag = model.ngrams(ids, lengths)
+    model.ngrams = None
+    torch.testing.assert_close(model(ids, lengths) + bag, alone)
+
+
+def test_ngram_bag_scores_each_ngram_over_the_root_of_their_count():
+    bag = NgramBag(buckets=10_007, order=2)
+    ids, lengths = torch.tensor([[5, 6, 7]]), torch.tensor([3])
+    keys, mask = bag.bucket_ids(ids, lengths)
+    assert mask.tolist() == [[True, True, True, True, True]]  # 3 unigrams, 2 bigrams
+    assert len(set(keys[0].tolist())) == 5
+    with torch.no_grad():
+        bag.weight.weight.zero_()
+        bag.weight.weight[keys[0, 3]] = 2.0  # the bigram (5, 6)
+    assert bag(ids, lengths).item() == pytest.approx(2.0 / 5 ** 0.5)
+    # order matters: (6, 5) is another bigram; the unigrams are the same
+    assert bag(torch.tensor([[6, 5, 7]]), lengths).item() == 0.0
+    assert bag.bucket_ids(torch.tensor([[6, 5, 7]]), lengths)[0][0, :3].sort().values.tolist() == \
+        keys[0, :3].sort().values.tolist()
+    with pytest.raises(ValueError, match="order must be 1 to 4"):
+        NgramBag(10, 5)
+
+
+def test_word_dropout_spares_the_rows_it_is_told_to():
+    ids = torch.full((3, 50), 7)
+    ids[1, 40:] = PAD
+    out = drop_words(ids, 0.5, torch.Generator().manual_seed(0), rows=torch.tensor([True, True, False]))
+    assert (out[0] == UNK).any() and (out[1, :40] == UNK).any()
+    assert (out[1, 40:] == PAD).all() and (out[2] == 7).all()
 
 
 def test_bidirectional_matches_a_packed_bidirectional_lstm():
