@@ -331,3 +331,12 @@ def test_reviews_of_very_different_lengths_go_in_separate_passes(loaded):
     assert sorted(net.passes) == sorted([(3, 1), (2, 3), (2, 15), (1, 16), (1, 100)])
     for ids, p in zip(sequences, got):
         assert p == pytest.approx(single_probability(loaded.model, ids), abs=2e-6)
+
+
+def test_a_field_of_the_wrong_json_type_is_named_by_its_json_type():
+    for body, words in [(b'{"text": {}}', "field 'text' must be a string, not an object"),
+                        (b'{"text": []}', "field 'text' must be a string, not an array"),
+                        (b'{"instances": ["ok", {"a": 1}]}', "instances[1] must be a string, not an object")]:
+        with pytest.raises(RequestError) as info:
+            input_fn(body, "application/json")
+        assert info.value.status == 400 and words in info.value.message, info.value.message

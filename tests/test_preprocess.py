@@ -367,9 +367,15 @@ def test_only_short_words_enter_the_stem_cache():
     from model.preprocess import _cached_stem
     assert _cached_stem.cache_info().maxsize == 200_000
     _cached_stem.cache_clear()
-    for word in ("x" * 64, "y" * 65, "z" * 100_000):
+    for word in ("films", "x" * 64, "y" * 65, "z" * 100_000):
         porter_stem(word)
-    assert _cached_stem.cache_info().currsize == 1
+    assert _cached_stem.cache_info().currsize == 2  # "films" and the 64 x's
+
+
+def test_one_stemmer_serves_every_word():
+    """The original built a PorterStemmer per word; words past the cache still share one."""
+    from model.preprocess import _stemmer
+    assert _stemmer() is _stemmer()
 
 
 def test_a_preprocessor_cannot_change_mode_after_its_dropped_words_are_known(original):
@@ -394,3 +400,13 @@ def test_many_reviews_go_to_worker_processes_only_when_it_pays(original, monkeyp
     assert original.tokens_many(reviews, workers=2) == expected and pools == ["fork"]
     assert original.tokens_many(reviews[:1999], workers=2) == expected[:1999] and pools == ["fork"]
     assert original.tokens_many(reviews, workers=1) == expected and pools == ["fork"]
+    # no workers given: one per CPU, and this process alone where the CPU count is unknown
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    assert original.tokens_many(reviews) == expected and pools == ["fork", "fork"]
+    monkeypatch.setattr(os, "cpu_count", lambda: None)
+    assert original.tokens_many(reviews) == expected and pools == ["fork", "fork"]
+
+
+def test_no_progress_bar_unless_asked(original, capsys):
+    original.tokens_many(["a fine film", "a dull one"])
+    assert capsys.readouterr() == ("", "")
