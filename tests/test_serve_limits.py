@@ -292,3 +292,113 @@ def test_bad_timeouts_are_refused_with_a_message(args, env, words, capsys):
 def test_respawn_back_off_doubles_to_ten_seconds():
     assert [serve.respawn_delay(n) for n in range(0, 9)] == [0.0, 0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 10.0, 10.0]
     assert serve.respawn_delay(1000) == 10.0
+
+
+# --------------------------------------------------------------------------- what mutation testing found
+# (`make mutation ARGS=serve-limits`): what the tests above did not tell apart.
+
+class PieceSocket(ScriptedSocket):
+    """Hands out at most ``piece`` bytes per recv, as a real socket does when data trickles in."""
+
+    def __init__(self, script, piece: int, **kw):
+        super().__init__(script, **kw)
+        self.piece = piece
+
+    def recv(self, n: int, flags: int = 0) -> bytes:
+        return super().recv(min(n, self.piece), flags)
+
+
+def test_a_body_in_small_pieces_is_read_whole_in_one_go():
+    """The worker reads on while a request may still be within the limits, not only one recv's worth."""
+    body = b"a" * LIMIT
+    sock = PieceSocket(HEAD + f"Content-Length: {LIMIT}\r\n\r\n".encode() + body, piece=4096)
+    _, req = read(worker(), sock)
+    assert req is not None and req.body == body
+
+
+def test_a_chunked_body_arriving_in_parts_is_put_together():
+    w = worker()
+    sock = ScriptedSocket(HEAD + b"Transfer-Encoding: chunked\r\n\r\n5\r\nhel")
+    conn = connect(w, sock)
+    assert w._read(conn) is None and sock.answers() == []
+    sock._pending += b"lo\r\n0\r\n"  # the last chunk, not yet the blank line after it
+    assert w._read(conn) is None and sock.answers() == []
+    sock._pending += b"X-Trailer: 1\r\n"
+    assert w._read(conn) is None and sock.answers() == []
+    sock._pending += b"\r\n"
+    req = w._read(conn)
+    assert req is not None and req.body == b"hello" and sock.answers() == []
+
+
+def test_a_large_chunked_body_arriving_in_parts_is_not_refused_on_the_way():
+    body = b"a" * LIMIT
+    data = b"".join(chunk(body[i:i + 10000]) for i in range(0, LIMIT, 10000)) + b"0\r\n\r\n"
+    w = worker()
+    sock = ScriptedSocket(HEAD + b"Transfer-Encoding: chunked\r\n\r\n" + data[:100_000])
+    conn = connect(w, sock)
+    assert w._read(conn) is None and sock.answers() == []
+    sock._pending += data[100_000:]
+    req = w._read(conn)
+    assert req is not None and req.body == body and sock.answers() == []
+
+
+def test_the_chunked_buffer_bound_is_the_limit_plus_the_overhead_exactly():
+    """An unfinished chunked body may fill LIMIT + MAX_CHUNKED_OVERHEAD bytes after the head; one more is 413."""
+    piece = b"1;" + b"x" * 1000 + b"\r\na\r\n"
+    bound = LIMIT + serve.MAX_CHUNKED_OVERHEAD
+    whole, tail = divmod(bound, len(piece))
+    assert 0 < tail < 1000  # the tail is an unfinished size line, short enough to wait for
+    data = piece * whole + piece[:tail]
+    for extra, status in ((b"", None), (b"x", 413)):
+        sock = ScriptedSocket(HEAD + b"Transfer-Encoding: chunked\r\n\r\n" + data + extra)
+        _, req = read(worker(), sock)
+        assert req is None
+        assert [a[0] for a in sock.answers()] == ([] if status is None else [status])
+
+
+def test_requests_after_a_chunked_one_on_the_same_connection_are_read_too():
+    first = HEAD + b"Transfer-Encoding: chunked\r\n\r\n" + chunk(b"one") + b"0\r\nX-T: 1\r\n\r\n"
+    second = HEAD + b"Content-Length: 3\r\n\r\ntwo"
+    w = worker()
+    sock = ScriptedSocket(first + second)
+    conn, req = read(w, sock)
+    assert req is not None and req.body == b"one"
+    conn.inflight = False
+    req = w._next_request(conn)
+    assert req is not None and req.body == b"two" and sock.answers() == []
+
+
+def test_a_request_line_with_more_than_three_parts_is_400():
+    sock = ScriptedSocket(b"GET /ping HTTP/1.1 extra\r\n\r\n")
+    _, req = read(worker(), sock)
+    assert req is None and sock.answers()[0][0] == 400
+
+
+def test_repeated_headers_other_than_the_length_are_joined_whatever_their_name():
+    sock = ScriptedSocket(b"GET /ping HTTP/1.1\r\nAccept: a\r\nAccept: b\r\nAge: 1\r\nAge: 2\r\n\r\n")
+    _, req = read(worker(), sock)
+    assert req is not None and req.headers["accept"] == "a, b" and req.headers["age"] == "1, 2"
+
+
+def test_the_read_timeout_runs_from_the_first_byte_and_ends_after_it():
+    w = worker(read_timeout=2)
+    sock = ScriptedSocket(HEAD + b"Content-Length: 100\r\n\r\nhalf")
+    conn = connect(w, sock, now=1000.0)
+    assert w._read(conn) is None
+    assert conn.started == conn.last > 0  # the clock started with the first bytes read
+    started = conn.started
+    w._sweep(started + 2)  # at the timeout exactly: not yet
+    assert sock.answers() == []
+    w._sweep(started + 2.01)
+    assert [a[0] for a in sock.answers()] == [408]
+
+
+def test_the_idle_and_unread_answer_timeouts_end_after_them_not_at_them():
+    w = worker(idle_timeout=3, read_timeout=2)
+    idle, stuck = ScriptedSocket(b""), ScriptedSocket(b"")
+    idle_conn, stuck_conn = connect(w, idle, now=1000.0), connect(w, stuck, now=1000.0)
+    stuck_conn.wbuf += b"an answer the caller does not read"
+    w._sweep(1002.0)
+    assert stuck_conn.fd in w.conns
+    w._sweep(1003.0)
+    assert idle_conn.fd in w.conns and stuck_conn.fd not in w.conns
