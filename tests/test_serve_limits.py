@@ -402,3 +402,68 @@ def test_the_idle_and_unread_answer_timeouts_end_after_them_not_at_them():
     assert stuck_conn.fd in w.conns
     w._sweep(1003.0)
     assert idle_conn.fd in w.conns and stuck_conn.fd not in w.conns
+
+
+def test_pipelined_requests_with_stray_line_breaks_between_are_read_one_by_one():
+    w = worker()
+    sock = ScriptedSocket(HEAD + b"Content-Length: 3\r\n\r\none" + b"\r\n\r\n"
+                          + b"GET /ping HTTP/1.1\r\n\r\n" + HEAD + b"Content-Length: 5\r\n\r\nthree")
+    conn, req = read(w, sock)
+    seen = []
+    while req is not None:
+        seen.append((req.method, req.path, req.body))
+        conn.inflight = False
+        req = w._next_request(conn)
+    assert seen == [("POST", "/invocations", b"one"), ("GET", "/ping", b""), ("POST", "/invocations", b"three")]
+    assert sock.answers() == []
+
+
+def test_http_1_1_keeps_the_connection_unless_told_to_close():
+    sock = ScriptedSocket(b"GET /ping HTTP/1.1\r\n\r\n")
+    _, req = read(worker(), sock)
+    assert req.keep_alive is True
+
+
+def test_a_caller_that_hung_up_gets_its_answer_and_the_connection_ends():
+    sock = ScriptedSocket(b"GET /ping HTTP/1.1\r\n\r\n", eof=True)
+    conn, req = read(worker(), sock)
+    assert req is not None and req.keep_alive is False and conn.eof
+    half = ScriptedSocket(HEAD + b"Content-Length: 10\r\n\r\nhal", eof=True)
+    w = worker()
+    conn, req = read(w, half)
+    assert req is None and half.closed and conn.fd not in w.conns
+
+
+def test_a_connection_reset_while_reading_closes_it():
+    class Reset(ScriptedSocket):
+        def recv(self, n, flags=0):
+            raise ConnectionResetError
+    w = worker()
+    sock = Reset(b"")
+    conn, req = read(w, sock)
+    assert req is None and sock.closed and conn.fd not in w.conns
+
+
+def test_a_lingering_connection_is_closed_once_its_linger_is_over():
+    w = worker()
+    sock = ScriptedSocket(b"")
+    conn = connect(w, sock, now=1000.0)
+    conn.lingering, conn.linger_until = True, 1002.0
+    w._sweep(1001.0)
+    assert conn.fd in w.conns
+    w._sweep(1002.5)
+    assert conn.fd not in w.conns and sock.closed
+
+
+@pytest.mark.parametrize("shift", [-1, 1])
+def test_a_worker_whose_master_is_gone_drains_whatever_pid_it_was_handed_to(monkeypatch, shift):
+    """Orphaned, a worker's parent becomes init or a subreaper, whose pid may be above or below the
+    master's: any other parent means the master is gone."""
+    w = worker()
+    drains = []
+    monkeypatch.setattr(w, "_start_drain", lambda: drains.append(True))
+    w._sweep(1000.0)
+    assert drains == [] and not w.draining
+    w.master_pid = os.getppid() + shift
+    w._sweep(1000.0)
+    assert drains == [True] and w.draining
