@@ -467,3 +467,110 @@ def test_a_worker_whose_master_is_gone_drains_whatever_pid_it_was_handed_to(monk
     w.master_pid = os.getppid() + shift
     w._sweep(1000.0)
     assert drains == [True] and w.draining
+
+
+def test_the_documented_limits():
+    """docs/reliability.md's figures: a 16 KB head, 64 KB of chunk framing over the body limit."""
+    assert (serve.MAX_HEADER_BYTES, serve.MAX_CHUNKED_OVERHEAD) == (16384, 65536)
+
+
+def test_port_timeout_and_thread_settings_at_their_bounds(monkeypatch, capsys):
+    assert serve.Config.from_args(["--port", "0"], {}).port == 0  # any free port: the tests use it
+    assert serve.Config.from_args(["--port", "65535"], {}).port == 65535
+    for args in (["--port", "65536"], ["--timeout", "0"]):
+        with pytest.raises(SystemExit):
+            serve.Config.from_args(args, {})
+    assert "port 65536 is out of range" in capsys.readouterr().err
+    assert serve.Config.from_args(["--timeout", "0.001"], {}).timeout == 0.001
+    monkeypatch.setattr(serve, "_cpu_count", lambda: 4)
+    assert serve.Config.from_args(["--workers", "4"], {}).threads == 1  # one thread per worker's CPU
+    assert serve.Config.from_args(["--workers", "2"], {}).threads == 2
+    assert serve.Config.from_args(["--workers", "8"], {}).threads == 1
+
+
+@pytest.mark.parametrize("head, status", [
+    (b"GET /ping HTTP/1.1\r\nName : x\r\n\r\n", 400),  # space before the colon
+    (b"POST /invocations HTTP/1.1\r\nTransfer-Encoding: br\r\n\r\n", 400),  # sorts before "chunked"
+])
+def test_more_malformed_heads_are_400(head, status):
+    sock = ScriptedSocket(head)
+    _, req = read(worker(), sock)
+    assert req is None and sock.answers()[0][0] == status
+
+
+@pytest.mark.parametrize("target, path", [("http://host/ping", "/ping"), ("http://host/", "/"),
+                                          ("http://host", "/"), ("https://h/a/b?c", "/a/b")])
+def test_absolute_form_targets_keep_their_path(target, path):
+    sock = ScriptedSocket(f"GET {target} HTTP/1.1\r\n\r\n".encode())
+    _, req = read(worker(), sock)
+    assert req is not None and req.path == path
+
+
+def test_a_chunk_size_line_may_wait_up_to_1024_bytes_for_its_end():
+    for waiting, answers in ((1024, []), (1025, [400])):
+        sock = ScriptedSocket(HEAD + b"Transfer-Encoding: chunked\r\n\r\n" + b"1;" + b"x" * (waiting - 2))
+        _, req = read(worker(), sock)
+        assert req is None and [a[0] for a in sock.answers()] == answers, waiting
+
+
+def test_chunk_data_must_end_in_crlf_even_with_bytes_below_it():
+    sock = ScriptedSocket(HEAD + b"Transfer-Encoding: chunked\r\n\r\n3\r\nabc\x00\x00" + b"0\r\n\r\n")
+    _, req = read(worker(), sock)
+    assert req is None and sock.answers()[0][0] == 400
+
+
+def test_a_head_may_wait_up_to_the_limit_for_its_blank_line():
+    partial = b"GET /ping HTTP/1.1\r\nX-Pad: "
+    for size, answers in ((serve.MAX_HEADER_BYTES, []), (serve.MAX_HEADER_BYTES + 1, [431])):
+        sock = ScriptedSocket(partial + b"a" * (size - len(partial)))
+        _, req = read(worker(), sock)
+        assert req is None and [a[0] for a in sock.answers()] == answers, size
+
+
+def test_a_slow_head_is_408_after_the_read_timeout_too():
+    w = worker(read_timeout=2, idle_timeout=100)
+    sock = ScriptedSocket(b"GET /ping HTTP/1.1\r\nX-A: 1")
+    conn = connect(w, sock)
+    assert w._read(conn) is None and conn.started > 0
+    w._sweep(conn.started + 2.5)
+    assert [a[0] for a in sock.answers()] == [408]
+
+
+def test_a_connection_between_requests_has_no_read_clock_running():
+    """After a whole request, or only stray line breaks, nothing is arriving: no 408, only the idle timeout."""
+    for data in (b"GET /ping HTTP/1.1\r\n\r\n", b"\r\n"):
+        w = worker(read_timeout=2, idle_timeout=100)
+        sock = ScriptedSocket(data)
+        conn = connect(w, sock)
+        w._read(conn)
+        conn.inflight = False
+        assert conn.started == 0, data
+        w._sweep(conn.last + 50)
+        assert sock.answers() == [] and conn.fd in w.conns, data
+
+
+def test_a_request_keeps_the_time_its_first_byte_came():
+    w = worker()
+    sock = ScriptedSocket(b"GET /ping HTTP/1.1\r\n\r\n")
+    conn = connect(w, sock)
+    conn.started = 999.0  # its first bytes came in an earlier read
+    req = w._read(conn)
+    assert req is not None and req.started == 999.0
+
+
+def test_a_lingering_connection_drops_all_it_is_sent_and_ends_at_eof():
+    w = worker()
+    sock = ScriptedSocket(b"x" * (3 * ONE_READ))
+    conn = connect(w, sock)
+    conn.lingering, conn.linger_until = True, 2000.0
+    assert w._read(conn) is None
+    assert sock.taken == 3 * ONE_READ and not conn.rbuf and conn.fd in w.conns and not sock.closed
+    sock.eof = True
+    assert w._read(conn) is None and sock.closed and conn.fd not in w.conns
+
+
+def test_a_request_followed_by_eof_stays_open_for_its_answer():
+    w = worker()
+    sock = ScriptedSocket(b"GET /ping HTTP/1.1\r\n\r\n", eof=True)
+    conn, req = read(w, sock)
+    assert req is not None and conn.fd in w.conns and not sock.closed
