@@ -159,3 +159,121 @@ def test_bad_context_fails_the_app_before_any_stack_exists():
     missing = cdk.App(context={"dataArchive": "/nonexistent/aclImdb.tar.gz"})
     with pytest.raises(SettingsError, match="make data"):
         build(missing)
+
+
+# --------------------------------------------------------------------------- what mutation testing found
+# (`make mutation ARGS=settings`): defaults, bounds and relations that no test held to their values.
+
+def _deploy_md_options() -> list[tuple[str, str, str]]:
+    """(key, default, allowed) of docs/deploy.md's context options table."""
+    text = (REPO / "docs" / "deploy.md").read_text()
+    table = text.split("## Context options", 1)[1].split("\n## ", 1)[0]
+    rows = []
+    for line in table.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 4 and cells[0].startswith("`"):
+            rows.append((cells[0].strip("`"), cells[1], cells[2]))
+    return rows
+
+
+def _field(key: str) -> str:
+    import dataclasses
+    names = {f.name.replace("_", ""): f.name for f in dataclasses.fields(Settings)}
+    return names[key.lower()]
+
+
+def test_defaults_are_those_deploy_md_gives():
+    s = Settings.from_context({})
+    checked = 0
+    for key, default, _ in _deploy_md_options():
+        if "/" in key or key.startswith("@") or not re_fullmatch(r"`[^`]+`", default):
+            continue
+        value = getattr(s, _field(key))
+        shown = str(value).lower() if isinstance(value, bool) else str(value)
+        assert shown == default.strip("`"), (key, value, default)
+        checked += 1
+    assert checked >= 18
+
+
+def re_fullmatch(pattern: str, text: str) -> bool:
+    import re
+    return re.fullmatch(pattern, text) is not None
+
+
+# what each range needs beside it to be valid as a whole
+_COMPANIONS = {"instanceCount": {"maxInstanceCount": 100}, "maxInstanceCount": {"endpointMode": "provisioned"},
+               "apiBurstLimit": {"apiRateLimit": 1}}
+
+
+def test_every_numeric_range_deploy_md_gives_is_the_one_enforced():
+    import re
+    checked = 0
+    for key, _, allowed in _deploy_md_options():
+        m = re.fullmatch(r"(\d+)\.\.(\d+)", allowed)
+        if not m or "/" in key:
+            continue
+        lo, hi = int(m[1]), int(m[2])
+        extra = _COMPANIONS.get(key, {})
+        for ok in (lo, hi):
+            assert getattr(settings(**{key: ok, **extra}), _field(key)) == ok, (key, ok)
+        for bad in (lo - 1, hi + 1):
+            with pytest.raises(SettingsError, match=key):
+                settings(**{key: bad, **extra})
+        checked += 1
+    assert checked >= 6  # volume, runtime, concurrency, instances, workers, latency
+    # the pair in one row: apiRateLimit 1..10000, apiBurstLimit rate..5000
+    assert settings(apiRateLimit=1, apiBurstLimit=1).api_burst_limit == 1
+    assert settings(apiRateLimit=5000, apiBurstLimit=5000).api_rate_limit == 5000
+    for bad in ({"apiRateLimit": 10001}, {"apiBurstLimit": 5001}, {"apiRateLimit": 30, "apiBurstLimit": 29}):
+        with pytest.raises(SettingsError):
+            settings(**bad)
+    # instanceCount..100
+    assert settings(maxInstanceCount=100).max_instance_count == 100
+    for bad in (0, 101):
+        with pytest.raises(SettingsError, match="maxInstanceCount"):
+            settings(maxInstanceCount=bad)
+    # runtime..48 (spot only)
+    assert settings(spotTraining=True, trainingMaxRuntimeMinutes=40, trainingMaxWaitMinutes=48).training_max_wait_minutes == 48
+    for bad in (39, 49):
+        with pytest.raises(SettingsError, match="trainingMaxWaitMinutes"):
+            settings(spotTraining=True, trainingMaxRuntimeMinutes=40, trainingMaxWaitMinutes=bad)
+    assert settings(targetInvocationsPerInstance=1).target_invocations_per_instance == 1
+    with pytest.raises(SettingsError, match="targetInvocationsPerInstance"):
+        settings(targetInvocationsPerInstance=0)
+
+
+def test_log_retention_is_one_of_cloudwatchs_values():
+    """CloudWatch Logs accepts only these (PutRetentionPolicy); any other fails at deploy, not at synth."""
+    from aws_cdk import aws_logs
+
+    from stacks.settings import LOG_RETENTION_DAYS
+    cloudwatch = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+                  3288, 3653)
+    assert LOG_RETENTION_DAYS == cloudwatch
+    assert len(aws_logs.RetentionDays) == len(cloudwatch) + 1  # CDK's list: these and INFINITE
+
+
+def test_instance_counts_may_be_equal_and_github_ids_go_together_with_the_repo():
+    assert settings(endpointMode="provisioned", instanceCount=3, maxInstanceCount=3).max_instance_count == 3
+    ids = {"githubOwnerId": "123", "githubRepoId": "456"}
+    s = settings(githubRepo="owner/name", **ids)
+    assert (s.github_owner_id, s.github_repo_id) == ("123", "456")
+    for partial in ({"githubOwnerId": "123"}, {"githubRepoId": "456"}):
+        with pytest.raises(SettingsError, match="go together"):
+            settings(githubRepo="owner/name", **partial)
+    with pytest.raises(SettingsError, match="need 'githubRepo'"):
+        settings(**ids)
+
+
+def test_hyperparameters_are_held_to_sagemakers_limits():
+    """At most 100 entries, names of 1-256 characters (CreateTrainingJob's HyperParameters)."""
+    with pytest.raises(SettingsError, match="has 101 entries; SageMaker allows at most 100"):
+        settings(hyperparameters={f"h{i}": 1 for i in range(101)})
+    with pytest.raises(SettingsError) as info:  # 100 is not too many; these names are unknown, though
+        settings(hyperparameters={f"h{i}": 1 for i in range(100)})
+    assert "entries" not in str(info.value)
+    with pytest.raises(SettingsError, match="names must be 1-256 characters"):
+        settings(hyperparameters={"x" * 257: 1})
+    with pytest.raises(SettingsError) as info:
+        settings(hyperparameters={"x" * 256: 1})
+    assert "1-256" not in str(info.value)
