@@ -574,3 +574,18 @@ def test_a_request_followed_by_eof_stays_open_for_its_answer():
     sock = ScriptedSocket(b"GET /ping HTTP/1.1\r\n\r\n", eof=True)
     conn, req = read(w, sock)
     assert req is not None and conn.fd in w.conns and not sock.closed
+
+
+def test_each_request_that_expects_100_continue_gets_it_and_is_taken_in_flight():
+    w = worker()
+    expect = HEAD + b"Expect: 100-continue\r\nContent-Length: 2\r\n\r\n"
+    sock = ScriptedSocket(expect)
+    conn = connect(w, sock)
+    for n in (1, 2):
+        assert w._read(conn) is None
+        assert bytes(sock.sent).count(b"HTTP/1.1 100 Continue\r\n\r\n") == n
+        sock._pending += b"ok"
+        req = w._read(conn)
+        assert req is not None and req.body == b"ok" and conn.inflight
+        conn.inflight = False
+        sock._pending += expect  # the next request on the same connection expects it too
