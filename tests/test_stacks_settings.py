@@ -277,3 +277,19 @@ def test_hyperparameters_are_held_to_sagemakers_limits():
     with pytest.raises(SettingsError) as info:
         settings(hyperparameters={"x" * 256: 1})
     assert "1-256" not in str(info.value)
+
+
+def test_derived_names_are_read_as_attributes():
+    s = settings(stackPrefix="My-Prefix", githubRepo="owner/name")
+    assert s.resource_prefix == "my-prefix"
+    assert s.github_oidc_subjects == ("repo:owner/name:ref:refs/heads/main",)
+
+
+def test_api_throttling_defaults_and_hyperparameter_values_up_to_sagemakers_2500_characters():
+    s = Settings.from_context({})
+    assert (s.api_rate_limit, s.api_burst_limit) == (10, 20)  # deploy.md: `10` / `20`
+    with pytest.raises(SettingsError, match="longer than SageMaker's 2500 characters"):
+        settings(hyperparameters={"preset": "q" * 2501})
+    with pytest.raises(SettingsError) as info:  # 2500 is not too long; no preset has that name, though
+        settings(hyperparameters={"preset": "q" * 2500})
+    assert "2500" not in str(info.value)
