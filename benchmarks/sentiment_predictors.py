@@ -68,9 +68,10 @@ def lstm(name: str, model_dir: Path) -> Predictor:
     return Predictor(name, "lstm", lambda texts: probabilities(artifact.model, [artifact.encode(t) for t in texts]),
                      f"LSTM artifact {model_dir} of {artifact.config.get('created', '?')} (preprocessing "
                      f"{hp.preprocessing}, vocabulary {hp.vocab_size}, embedding {hp.embedding_dim}, hidden "
-                     f"{hp.hidden_dim}, pooling {hp.pooling}); validation accuracy "
+                     f"{hp.hidden_dim}, pooling {hp.pooling}, {hp.augment_sentences} training sentences, "
+                     f"n-gram buckets {hp.ngram_buckets}); validation accuracy "
                      f"{artifact.config.get('validation_accuracy', float('nan')):.4f}, IMDB test accuracy "
-                     f"{test.get('accuracy', float('nan')):.4f}")
+                     + (f"{test['accuracy']:.4f}" if "accuracy" in test else "not scored"))
 
 
 def nblr(name: str, model_dir: Path) -> Predictor:
