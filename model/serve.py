@@ -112,11 +112,12 @@ class Config:
             return value
 
         cpus = _cpu_count()
-        port = number(args.port, "SAGEMAKER_BIND_TO_PORT", 8080, minimum=0)
+        port = number(args.port, "SAGEMAKER_BIND_TO_PORT", 8080, minimum=0, option="--port")
         if port > 65535:
             p.error(f"port {port} is out of range")
-        workers = number(args.workers, "SAGEMAKER_MODEL_SERVER_WORKERS", cpus)
-        timeout = number(args.timeout, "SAGEMAKER_MODEL_SERVER_TIMEOUT", 60.0, kind=float, minimum=0.001)
+        workers = number(args.workers, "SAGEMAKER_MODEL_SERVER_WORKERS", cpus, option="--workers")
+        timeout = number(args.timeout, "SAGEMAKER_MODEL_SERVER_TIMEOUT", 60.0, kind=float, minimum=0.001,
+                         option="--timeout")
         threads = number(None, "OMP_NUM_THREADS", max(1, cpus // workers))
         idle = number(args.idle_timeout, "SERVE_IDLE_TIMEOUT", IDLE_TIMEOUT_S, kind=float,
                       minimum=0.001, option="--idle-timeout")

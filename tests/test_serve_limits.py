@@ -365,7 +365,7 @@ def test_requests_after_a_chunked_one_on_the_same_connection_are_read_too():
     assert req is not None and req.body == b"one"
     conn.inflight = False
     req = w._next_request(conn)
-    assert req is not None and req.body == b"two" and sock.answers() == []
+    assert req is not None and (req.method, req.body) == ("POST", b"two") and sock.answers() == []
 
 
 def test_a_request_line_with_more_than_three_parts_is_400():
@@ -589,3 +589,39 @@ def test_each_request_that_expects_100_continue_gets_it_and_is_taken_in_flight()
         assert req is not None and req.body == b"ok" and conn.inflight
         conn.inflight = False
         sock._pending += expect  # the next request on the same connection expects it too
+
+
+@pytest.mark.parametrize("args, words", [(["--port", "-1"], "--port must be >= 0, got -1"),
+                                         (["--workers", "0"], "--workers must be >= 1, got 0"),
+                                         (["--timeout", "0"], "--timeout must be >= 0.001, got 0.0")])
+def test_a_flag_out_of_range_is_refused_by_its_own_name(args, words, capsys):
+    """(The message named `--sagemaker_bind_to_port`, a flag that does not exist, for `--port -1`.)"""
+    with pytest.raises(SystemExit):
+        serve.Config.from_args(args, {})
+    assert words in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("first, second", [(b"3", b"4"), (b"4", b"3")])
+def test_conflicting_content_lengths_are_400_in_either_order(first, second):
+    sock = ScriptedSocket(HEAD + b"Content-Length: " + first + b"\r\nContent-Length: " + second + b"\r\n\r\nabcd")
+    _, req = read(worker(), sock)
+    assert req is None and sock.answers()[0][0] == 400
+
+
+def test_a_chunk_whose_crlf_is_split_between_reads_is_waited_for():
+    w = worker()
+    sock = ScriptedSocket(HEAD + b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r")
+    conn = connect(w, sock)
+    assert w._read(conn) is None and sock.answers() == []
+    sock._pending += b"\n0\r\n\r\n"
+    req = w._read(conn)
+    assert req is not None and req.body == b"hello" and sock.answers() == []
+
+
+def test_a_lingering_connection_is_kept_until_its_linger_is_over_exactly():
+    w = worker()
+    sock = ScriptedSocket(b"")
+    conn = connect(w, sock, now=1000.0)
+    conn.lingering, conn.linger_until = True, 1002.0
+    w._sweep(1002.0)
+    assert conn.fd in w.conns and not sock.closed
