@@ -362,7 +362,7 @@ def run(args: argparse.Namespace) -> int:
         preset = "full" if args.full else "quick"
         say(f"{reason}: training a model ({preset} preset) on {data} into {model_dir} ...")
         if preset == "quick":
-            say("  (the quick preset takes 1.5-2 min on 2 CPU cores; `--full` trains the model card's, 8-9 min)")
+            say("  (the quick preset takes about 4 min on 2 CPU cores; `--full` trains the model card's, 10-11 min)")
         trainer = Child("train", [PYTHON, "-m", "model.train", "--data", str(data), "--model-dir",
                                   str(model_dir), "--preset", preset])
         try:
