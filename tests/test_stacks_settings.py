@@ -293,3 +293,37 @@ def test_api_throttling_defaults_and_hyperparameter_values_up_to_sagemakers_2500
     with pytest.raises(SettingsError) as info:  # 2500 is not too long; no preset has that name, though
         settings(hyperparameters={"preset": "q" * 2500})
     assert "2500" not in str(info.value)
+
+
+def test_a_serverless_endpoint_ignores_the_provisioned_instance_counts():
+    assert settings(instanceCount=5).instance_count == 5  # maxInstanceCount stays 2: not checked
+
+
+def test_an_empty_value_is_the_default():
+    """`-c trainingVolumeGb=` gives an empty string: the key counts as unset."""
+    assert settings(trainingVolumeGb="", logRetentionDays="").training_volume_gb == 30
+
+
+def test_a_value_of_the_wrong_kind_is_a_settings_error_not_a_crash():
+    for bad in (True, "abc", "3.5"):
+        with pytest.raises(SettingsError, match="logRetentionDays"):
+            settings(logRetentionDays=bad)
+
+
+def test_hyperparameter_names_of_one_character_are_allowed_and_empty_ones_not():
+    with pytest.raises(SettingsError, match="names must be 1-256 characters"):
+        settings(hyperparameters={"": 1})
+    with pytest.raises(SettingsError) as info:  # allowed as a name; unknown to train, though
+        settings(hyperparameters={"x": 1})
+    assert "1-256" not in str(info.value)
+
+
+def test_a_failed_data_lookup_is_a_settings_error_naming_the_key(monkeypatch):
+    import model.download
+    from model.download import DownloadError
+
+    def failing():
+        raise DownloadError("IMDB_DATA=/nowhere does not exist")
+    monkeypatch.setattr(model.download, "find_archive", failing)
+    with pytest.raises(SettingsError, match="context 'dataArchive' is not set, and the data lookup failed: IMDB_DATA"):
+        Settings.from_context({}).require_data_archive()
