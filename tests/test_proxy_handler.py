@@ -500,3 +500,27 @@ def test_no_mix_of_invoke_settings_outlasts_the_lambda(load_proxy_handler, conne
     assert proxy._CONFIG.read_timeout == proxy.READ_TIMEOUT_S  # what botocore is given
     if (connect, read, attempts) == ("2", "11", "2"):
         assert (proxy.CONNECT_TIMEOUT_S, proxy.READ_TIMEOUT_S, proxy.MAX_ATTEMPTS) == (2.0, 11.0, 2)
+
+
+# --------------------------------------------------------------------------- what the whole-module mutation run found
+
+def test_only_post_to_the_predict_route_reaches_the_endpoint(proxy):
+    status, _ = answer(proxy.handler(event({"text": "x"}, method="PUT"), None))  # sorts after POST
+    assert status == 405
+    for path in ("/zzz", "/predicts", "/abc"):  # after and before "predict"
+        status, _ = answer(proxy.handler(event({"text": "x"}, path=path), None))
+        assert status == 404, path
+
+
+def test_a_list_of_origins_is_no_allowed_origin(load_proxy_handler):
+    for origins in ("https://a.example,https://b.example", "https://a.example https://b.example"):
+        mod = load_proxy_handler(ALLOWED_ORIGIN=origins)
+        assert "Access-Control-Allow-Origin" not in mod.handler(event({"text": 1}), None)["headers"], origins
+
+
+@pytest.mark.parametrize("http, status", [(504, 504), (503, 502), (507, 502)])
+def test_an_unknown_endpoint_error_is_a_timeout_only_on_http_504(proxy, http, status):
+    proxy.stub.add_client_error("invoke_endpoint", service_error_code="InternalFailure",
+                                service_message="something", http_status_code=http)
+    got, _ = answer(proxy.handler(event({"text": "good"}), None))
+    assert got == status
