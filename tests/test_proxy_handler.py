@@ -524,3 +524,28 @@ def test_an_unknown_endpoint_error_is_a_timeout_only_on_http_504(proxy, http, st
                                 service_message="something", http_status_code=http)
     got, _ = answer(proxy.handler(event({"text": "good"}), None))
     assert got == status
+
+
+def test_the_content_type_is_found_whichever_way_the_other_headers_sort(proxy):
+    for first in ({"X-Amzn-Trace-Id": "Root=1"}, {"Accept": "text/plain"}):  # after and before it
+        proxy.stub.add_response("invoke_endpoint", ok_response({"label": "positive", "score": 0.7}))
+        ev = event({"text": "good"}, content_type=None, headers={**first, "Content-Type": "application/json"})
+        assert answer(proxy.handler(ev, None))[0] == 200, first
+        proxy.stub.add_response("invoke_endpoint", ok_response({"label": "positive", "score": 0.7}))
+        ev["headers"] = None  # the multi-value form alone
+        assert answer(proxy.handler(ev, None))[0] == 200, first
+
+
+def test_a_media_type_parameter_sorting_before_charset_is_not_one(proxy):
+    proxy.stub.add_response("invoke_endpoint", ok_response({"label": "positive", "score": 0.7}))
+    assert answer(proxy.handler(event({"text": "good"}, content_type="application/json; boundary=x"), None))[0] == 200
+
+
+def test_a_bug_of_ours_is_a_502_with_the_exception_logged(proxy, monkeypatch, capsys):
+    def broken(event):
+        raise RuntimeError("a bug")
+    monkeypatch.setattr(proxy, "_check_content_type", broken)
+    status, body = answer(proxy.handler(event({"text": "good"}), None))
+    assert status == 502 and "try again later" in body["error"]
+    line = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert line["level"] == "ERROR" and line["exception"] == "RuntimeError: a bug" and line["status"] == 502
