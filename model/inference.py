@@ -210,7 +210,7 @@ def probabilities(network, sequences: list[list[int]]) -> list[float]:
     different lengths go in separate passes (similar lengths: within 1.5x of the group's shortest)."""
     import torch
 
-    from .network import pad_batch
+    from .network import pad_batch, pad_to_bucket
 
     if not sequences:
         return []
@@ -224,7 +224,8 @@ def probabilities(network, sequences: list[list[int]]) -> list[float]:
             groups.append([i])
     with torch.inference_mode():
         for group in groups:
-            probs = torch.sigmoid(network(*pad_batch([sequences[i] for i in group]))).tolist()
+            ids, lengths = pad_batch([sequences[i] for i in group])
+            probs = torch.sigmoid(network(pad_to_bucket(ids), lengths)).tolist()
             for i, p in zip(group, probs):
                 out[i] = p
     return out

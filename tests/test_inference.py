@@ -327,8 +327,8 @@ def test_reviews_of_very_different_lengths_go_in_separate_passes(loaded):
     lengths = [10, 1, 0, 2, 3, 100, 15, 16, 1]
     sequences = [[(k % 40) + 4 for k in range(n)] for n in lengths]
     got = inference.probabilities(net, sequences)
-    # sorted: 0 1 1 | 2 3 | 10 15 | 16 | 100
-    assert sorted(net.passes) == sorted([(3, 1), (2, 3), (2, 15), (1, 16), (1, 100)])
+    # sorted: 0 1 1 | 2 3 | 10 15 | 16 | 100, each pass padded up to a multiple of LENGTH_BUCKET (16)
+    assert sorted(net.passes) == sorted([(3, 16), (2, 16), (2, 16), (1, 16), (1, 112)])
     for ids, p in zip(sequences, got):
         assert p == pytest.approx(single_probability(loaded.model, ids), abs=2e-6)
 
@@ -340,3 +340,19 @@ def test_a_field_of_the_wrong_json_type_is_named_by_its_json_type():
         with pytest.raises(RequestError) as info:
             input_fn(body, "application/json")
         assert info.value.status == 400 and words in info.value.message, info.value.message
+
+
+def test_batches_are_padded_to_a_bucket_of_lengths_with_the_same_answers(loaded):
+    from model.network import LENGTH_BUCKET, pad_batch, pad_to_bucket
+
+    ids, lengths = pad_batch([[5, 6, 7], [8]])
+    bucketed = pad_to_bucket(ids)
+    assert bucketed.shape == (2, LENGTH_BUCKET) and (bucketed[:, 3:] == 0).all()
+    assert pad_to_bucket(bucketed) is bucketed  # already a multiple: unchanged
+    long_ids, _ = pad_batch([[5] * 17])
+    assert pad_to_bucket(long_ids).shape == (1, 2 * LENGTH_BUCKET)
+    # the answers are the network's own on the unpadded review
+    for review in (POSITIVE, "terrible boring mess", "film " * 37):
+        seq = loaded.encode(review)
+        assert inference.probabilities(loaded.model, [seq])[0] == pytest.approx(
+            single_probability(loaded.model, seq), abs=1e-6)
