@@ -549,3 +549,85 @@ def test_a_bug_of_ours_is_a_502_with_the_exception_logged(proxy, monkeypatch, ca
     assert status == 502 and "try again later" in body["error"]
     line = json.loads(capsys.readouterr().out.splitlines()[-1])
     assert line["level"] == "ERROR" and line["exception"] == "RuntimeError: a bug" and line["status"] == 502
+
+
+# --------------------------------------------------------------------------- what the --survivors rerun left alive
+
+def test_the_base64_length_bound_is_exact(proxy):
+    """4 x ceil(131072 / 3) + 4 = 174,768 characters are decoded (these are not base64: 400), one more
+    is refused from its length (413): the bound moved either way changes which answer a body gets."""
+    bound = 4 * -(-131_072 // 3) + 4
+    status, body = answer(proxy.handler({**event("x"), "body": "!" * bound, "isBase64Encoded": True}, None))
+    assert (status, "not valid base64" in body["error"]) == (400, True)
+    status, body = answer(proxy.handler({**event("x"), "body": "!" * (bound + 1), "isBase64Encoded": True}, None))
+    assert (status, "too large" in body["error"]) == (413, True)
+
+
+def test_a_base64_body_with_a_character_outside_the_alphabet_is_400(proxy):
+    good = base64.b64encode(json.dumps({"text": "good"}).encode()).decode()
+    status, body = answer(proxy.handler({**event("x"), "body": good[:4] + "*" + good[4:],
+                                         "isBase64Encoded": True}, None))
+    assert status == 400 and "not valid base64" in body["error"]
+
+
+def test_answers_are_never_marked_base64(proxy):
+    proxy.stub.add_response("invoke_endpoint", ok_response({"label": "positive", "score": 0.7}))
+    for ev in (event({"text": "good"}), event({"text": "good"}, method="GET"), event({"text": "x"}, method="OPTIONS")):
+        assert proxy.handler(ev, None)["isBase64Encoded"] is False
+
+
+def test_a_media_type_sorting_before_application_json_is_415(proxy):
+    for media in ("application/hal+json", "application/csv", "text/plain; charset=utf-8"):
+        status, body = answer(proxy.handler(event({"text": "good"}, content_type=media), None))
+        assert status == 415, media
+        assert repr(media.split(";")[0]) in body["error"], body  # it names the media type, not a parameter
+
+
+def test_explain_null_is_sent_as_false(proxy):
+    proxy.stub.add_response(
+        "invoke_endpoint", ok_response({"label": "positive", "score": 0.7}),
+        {"EndpointName": ANY, "ContentType": ANY, "Accept": ANY,
+         "Body": json.dumps({"text": "good", "explain": False}).encode()})
+    assert answer(proxy.handler(event({"text": "good", "explain": None}), None))[0] == 200
+
+
+def test_a_model_4xx_with_only_a_message_field_is_passed_through(proxy):
+    proxy.stub.add_client_error("invoke_endpoint", service_error_code="ModelError", service_message="x",
+                                http_status_code=424, modeled_fields={
+                                    "OriginalStatusCode": 422, "OriginalMessage": '{"message": "too short"}'})
+    status, body = answer(proxy.handler(event({"text": "good"}), None))
+    assert (status, body["error"]) == (422, "too short")
+
+
+def test_a_sagemaker_error_with_its_raw_body_kept_is_mapped_by_its_code(proxy):
+    """The after-call hook keeps RawBody on every error answer, SageMaker's own ones too."""
+    from botocore.exceptions import ClientError
+    exc = ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow down",
+                                 "RawBody": b'{"message": "slow down"}'},
+                       "ResponseMetadata": {"HTTPStatusCode": 400}}, "InvokeEndpoint")
+    assert proxy._map_client_error(exc).status == 503
+
+
+def test_another_botocore_error_is_a_502_from_the_endpoint(proxy, monkeypatch, capsys):
+    from botocore.exceptions import ConnectionClosedError
+
+    def closed(**_kwargs):
+        raise ConnectionClosedError(endpoint_url="https://runtime.sagemaker")
+    monkeypatch.setattr(proxy._CLIENT, "invoke_endpoint", closed)
+    status, body = answer(proxy.handler(event({"text": "good"}), None))
+    assert status == 502 and "model endpoint failed to answer" in body["error"]
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["error"] == "ConnectionClosedError"
+
+
+@pytest.mark.parametrize("raw", [b"<html>", b"[" * 100_000])
+def test_an_answer_that_is_not_json_is_one_the_api_does_not_understand(proxy, raw):
+    proxy.stub.add_response("invoke_endpoint", {"Body": StreamingBody(io.BytesIO(raw), len(raw))})
+    status, body = answer(proxy.handler(event({"text": "good"}), None))
+    assert status == 502 and "does not understand" in body["error"]
+
+
+def test_the_root_and_a_resource_without_a_path_are_404(proxy):
+    assert answer(proxy.handler(event({"text": "good"}, path="/"), None))[0] == 404
+    ev = {**event({"text": "good"}), "resource": "/other"}
+    del ev["path"]
+    assert answer(proxy.handler(ev, None))[0] == 404
