@@ -130,6 +130,15 @@ def _sentence(rng: random.Random) -> tuple[str, int]:
     shape = rng.randrange(6)
     if shape == 0:
         text, label = _statement(rng)
+    elif shape == 1:  # "X, but Y": Y decides
+        first, first_label = _statement(rng)
+        second, label = _statement(rng)
+        while label == first_label:
+            second, label = _statement(rng)
+        if rng.random() < 0.2:
+            text = f"although {first}, {second}"
+        else:
+            text = f"{first}{rng.choice(TURN)} {second}"
     elif shape == 4:  # "I don't think it is good": the other way
         good = rng.random() < 0.5
         s = rng.choice(SUBJECTS)
@@ -142,28 +151,15 @@ def _sentence(rng: random.Random) -> tuple[str, int]:
         who = rng.choice(PEOPLE)
         text = rng.choice((f"I watched it with {who}, and {text}", f"{who} picked it, and {text}",
                            f"{text}, said {who}", f"{text}, and {who} agreed", f"{who} thinks {text}"))
-    elif shape == 1:  # "X, but Y": Y decides
-        first, first_label = _statement(rng)
-        second, label = _statement(rng)
-        while label == first_label:
-            second, label = _statement(rng)
-        if rng.random() < 0.2:
-            text = f"although {first}, {second}"
-        else:
-            text = f"{first}{rng.choice(TURN)} {second}"
-    elif shape == 2:  # an expectation denied at the end: the other way
+    else:  # an expectation, denied at the end (the other way) or met
+        denied = shape == 2
         good = rng.random() < 0.5
-        s = rng.choice(("it", "the film", "the movie", "this one", "the sequel", "the story"))
-        text = f"{rng.choice(EXPECT).format(s=s, w=_word(rng, good))}, {rng.choice(DENY)}"
-        label = not good
-    else:  # ... or met
-        good = rng.random() < 0.5
-        s = rng.choice(("it", "the film", "the movie", "this one"))
-        text = f"{rng.choice(EXPECT).format(s=s, w=_word(rng, good))}, {rng.choice(CONFIRM)}"
-        label = good
-    if shape in (2, 3) and rng.random() < 0.4:  # the verdict as a sentence of its own
-        head = text[:text.rindex(",")]
-        text = f"{head}. {rng.choice(DENY_APART if shape == 2 else CONFIRM_APART)}"
+        s = rng.choice(("it", "the film", "the movie", "this one") + (("the sequel", "the story") if denied else ()))
+        text = f"{rng.choice(EXPECT).format(s=s, w=_word(rng, good))}, {rng.choice(DENY if denied else CONFIRM)}"
+        label = good != denied
+        if rng.random() < 0.4:  # the verdict as a sentence of its own
+            head = text[:text.rindex(",")]
+            text = f"{head}. {rng.choice(DENY_APART if denied else CONFIRM_APART)}"
     text = text[0].upper() + text[1:]
     if rng.random() < 0.25:  # words that say nothing about the film, before or after
         end = "" if text.endswith(".") else "."
