@@ -27,6 +27,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -83,7 +84,6 @@ def child(model_dir: str, requests: int, data: str) -> None:
 
     serve(1000)
     readings.append(rss_mib())
-    import time
     start = time.process_time()
     for _ in range(10):
         serve(requests // 10)
@@ -100,7 +100,11 @@ def main() -> int:
     args = p.parse_args()
     _common.set_nltk_data()
     from model.download import find_archive
-    data = args.data or str(find_archive())
+    data = args.data or find_archive()
+    if data is None:
+        print("serving_memory_growth: no IMDB archive found; run `make data` or pass --data", file=sys.stderr)
+        return 2
+    data = str(data)
     if args.child:
         child(args.model_dir, args.requests, data)
         return 0
