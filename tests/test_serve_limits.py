@@ -444,13 +444,15 @@ def test_a_connection_reset_while_reading_closes_it():
     assert req is None and sock.closed and conn.fd not in w.conns
 
 
-def test_a_lingering_connection_is_closed_once_its_linger_is_over():
+def test_a_lingering_connection_is_kept_until_its_linger_is_over_exactly_then_closed():
     w = worker()
     sock = ScriptedSocket(b"")
     conn = connect(w, sock, now=1000.0)
     conn.lingering, conn.linger_until = True, 1002.0
     w._sweep(1001.0)
     assert conn.fd in w.conns
+    w._sweep(1002.0)
+    assert conn.fd in w.conns and not sock.closed
     w._sweep(1002.5)
     assert conn.fd not in w.conns and sock.closed
 
@@ -616,12 +618,3 @@ def test_a_chunk_whose_crlf_is_split_between_reads_is_waited_for():
     sock._pending += b"\n0\r\n\r\n"
     req = w._read(conn)
     assert req is not None and req.body == b"hello" and sock.answers() == []
-
-
-def test_a_lingering_connection_is_kept_until_its_linger_is_over_exactly():
-    w = worker()
-    sock = ScriptedSocket(b"")
-    conn = connect(w, sock, now=1000.0)
-    conn.lingering, conn.linger_until = True, 1002.0
-    w._sweep(1002.0)
-    assert conn.fd in w.conns and not sock.closed
