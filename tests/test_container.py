@@ -144,7 +144,8 @@ def test_image_requirements_are_the_projects_runtime_dependencies():
     lines = [ln.strip() for ln in (MODEL / "requirements.in").read_text().splitlines()
              if ln.strip() and not ln.startswith("#")]
     image = {Requirement(r).name: Requirement(r) for r in lines}
-    assert not {"boto3", "gunicorn", "sagemaker", "pytest"} & set(image)  # not needed to run
+    assert not {"boto3", "sagemaker", "pytest"} & set(image)  # not needed to run
+    assert {"gunicorn", "httptools", "uvloop"} <= set(image)  # serve's supervisor, parser, loop
     torch = image.pop("torch")
     assert str(torch.specifier) == "==" + dict(a.split("=", 1) for w, a in instructions()
                                               if w == "ARG" and "=" in a)["TORCH_VERSION"]
