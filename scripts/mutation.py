@@ -99,15 +99,20 @@ TARGETS = {
     "inference": Target("model/inference.py", [
         "tests/test_inference.py",
         "tests/test_fuzz_endpoint.py::test_handlers_any_body_any_content_type"]),
-    # The serving code's limits: what a request may be (head, length, chunks, time) and the settings
-    # that set them. The event loop and the balancing are exercised by the server tests, which start
-    # real processes and take minutes per mutant.
-    "serve-limits": Target("model/serve.py", [
+    # The serving code's limits: what a request may be (head, length, chunks, time), as the worker
+    # counts them around httptools, and the settings that set them. The event loop and the balancing
+    # are exercised by the server tests, which start real processes and take minutes per mutant.
+    "serve-limits": Target("model/serve_worker.py", [
+        "tests/test_serve_limits.py"],
+        only=["MAX_HEADER_BYTES", "MAX_CHUNKED_OVERHEAD", "Connection.data_received",
+              "Connection.eof_received", "Connection.on_header", "Connection.on_headers_complete",
+              "Connection.on_body", "Connection.on_message_complete", "Connection.finish",
+              "Dispatcher.sweep", "_path_of"]),
+    "serve-settings": Target("model/serve.py", [
         "tests/test_serve_limits.py",
         "tests/test_serve.py::test_configuration_from_sagemaker_environment",
         "tests/test_serve.py::test_bad_configuration_is_refused_with_a_message"],
-        only=["MAX_HEADER_BYTES", "MAX_CHUNKED_OVERHEAD", "Config.from_args", "_parse_head",
-              "_dechunk", "Worker._read", "Worker._parse", "Worker._sweep", "respawn_delay"]),
+        only=["Config.from_args", "respawn_delay"]),
     "proxy": Target("lambda/proxy/handler.py", ["tests/test_proxy_handler.py"]),
     "training-job": Target("lambda/training_job/handler.py", ["tests/test_training_job_handler.py"]),
     "settings": Target("stacks/settings.py", ["tests/test_stacks_settings.py"]),

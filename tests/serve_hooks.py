@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from model import inference, serve  # noqa: E402
+from model import inference, serve, serve_worker  # noqa: E402
 
 MARK = "SLOW_STEP"
 _predict_many = inference.predict_many
@@ -36,18 +36,18 @@ def predict_many(requests, model):
 
 inference.predict_many = predict_many
 
-_on_stop = serve.Worker._on_stop
+_on_sigterm = serve_worker.ModelWorker.on_sigterm
 
 
-def on_stop(self, signum, frame):
+def on_sigterm(self, signum, frame):
     """The worker's SIGTERM handler, which also says that it ran (``$SLOW_STEP_SIGNALLED``)."""
-    _on_stop(self, signum, frame)
+    _on_sigterm(self, signum, frame)
     signalled = os.environ.get("SLOW_STEP_SIGNALLED")
     if signalled:
         Path(signalled).touch()
 
 
-serve.Worker._on_stop = on_stop
+serve_worker.ModelWorker.on_sigterm = on_sigterm
 
 if __name__ == "__main__":
     sys.exit(serve.main(sys.argv[1:]))

@@ -425,3 +425,33 @@ def test_bad_configuration_is_refused_with_a_message(env, capsys):
         Config.from_args([], env)
     err = capsys.readouterr().err
     assert info.value.code == 2 and (list(env)[0] in err or "port 70000" in err)
+
+
+def test_a_worker_is_recycled_after_max_requests_without_losing_a_request(tmp_path, model_dir):
+    """--max-requests 4: a worker answers its fourth request with "Connection: close", drains and is
+    replaced (a planned exit: logged as worker_recycled, no back-off); no caller sees an error."""
+    proc = ServeProcess(tmp_path / "serve.log", model_dir, workers=1,
+                        extra=["--max-requests", "4", "--max-requests-jitter", "0"])
+    try:
+        (first,) = proc.wait_workers(1)  # it has answered one request: the fixture's /ping
+        conn = HTTPConnection("127.0.0.1", proc.port, timeout=30)  # reconnects after a close
+        closes = []
+        for _ in range(12):
+            conn.request("POST", "/invocations", body=REVIEW.encode(), headers={"Content-Type": "text/plain"})
+            answer = conn.getresponse()
+            assert answer.status == 200 and "label" in json.loads(answer.read())
+            closes.append(answer.getheader("Connection") == "close")
+        conn.close()
+        assert [i for i, closed in enumerate(closes) if closed] == [2, 6, 10]
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and len(
+                [r for r in proc.log_records() if r.get("event") == "worker_recycled"]) < 3:
+            time.sleep(0.05)
+        recycled = [r for r in proc.log_records() if r.get("event") == "worker_recycled"]
+        answered = [r["pid"] for r in proc.log_records() if r.get("event") == "request"]
+        assert len(recycled) == 3 and recycled[0]["worker_pid"] == first
+        assert [answered.count(r["worker_pid"]) for r in recycled] == [4, 4, 4]
+        assert all(r["replace_in_s"] == 0.0 for r in recycled)
+        assert not [r for r in proc.log_records() if r.get("event") == "worker_exited"]
+    finally:
+        proc.stop()

@@ -1,62 +1,79 @@
-"""model/serve.py's limits, in-process: one Worker reading from a scripted socket.
+"""model/serve_worker.py's limits, in-process: one Connection fed by a scripted caller.
 
 The server tests (tests/test_serve.py, tests/test_fuzz_endpoint.py) send the same requests over
-loopback, where the kernel's buffers blur how much the server itself read. Here the socket is a
-script: every byte the worker takes is counted, a caller that never stops sending is one that never
-blocks, and timeouts are checked with the clock passed to the sweep, without waiting for them.
+loopback, where the kernel's buffers blur how much the server itself read. Here the transport is a
+fake and the caller a script: every byte handed to ``Connection.data_received`` is counted, a caller
+that never stops sending is fed for as long as the connection reads (not paused, not closed, no
+final answer written), and timeouts are checked with the clock passed to ``Dispatcher.sweep``,
+without waiting for them. The dispatcher is the real one, with no model and no event loop: a
+request that arrives whole waits in ``conn.queue``; ``run_ready()`` answers it (503: no model).
 """
 from __future__ import annotations
 
 import json
-import mmap
 import os
+import socket
+import struct
 
 import pytest
 
-from model import inference, serve
+from model import inference, serve, serve_worker
+from model.serve_worker import Connection, Dispatcher, ModelWorker
 
-LIMIT = inference.MAX_BODY_BYTES  # what Worker.max_body reads
-ONE_READ = 262144  # Worker._read's recv size
+LIMIT = inference.MAX_BODY_BYTES  # what Dispatcher.max_body reads
+ONE_READ = 262144  # what one read of an asyncio (uvloop) transport hands data_received at most
 HEAD = b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n"
+CHUNKED = HEAD + b"Transfer-Encoding: chunked\r\n\r\n"
 
 
-class ScriptedSocket:
-    """Hands out ``script`` (bytes, or a callable giving the next piece) and records what is sent.
-    With nothing left to hand out it blocks (BlockingIOError), or reports EOF when ``eof``."""
+class FakeTransport:
+    """What a Connection writes and asks of its transport, recorded. ``close``/``abort`` end the
+    connection at once (asyncio does so on the next loop turn): ``connection_lost`` is called."""
 
-    def __init__(self, script, eof: bool = False, cap: int = 64 * 1024 * 1024):
-        self.script, self.eof, self.cap = script, eof, cap
-        self.taken = 0
+    def __init__(self):
+        self.protocol: Connection | None = None
         self.sent = bytearray()
-        self.shut = self.closed = False
-        self._pending = bytearray(script) if isinstance(script, bytes) else bytearray()
+        self.reading = True
+        self.closed = self.aborted = self.eof_written = False
+        self.buffered = 0  # get_write_buffer_size: an answer the caller has not read
 
-    def recv(self, n: int, flags: int = 0) -> bytes:
-        if callable(self.script) and len(self._pending) < n:
-            while len(self._pending) < n:
-                self._pending += self.script()
-        if not self._pending:
-            if self.eof:
-                return b""
-            raise BlockingIOError
-        piece = bytes(self._pending[:n])
-        del self._pending[:n]
-        self.taken += len(piece)
-        assert self.taken <= self.cap, f"the worker read {self.taken} bytes and kept reading"
-        return piece
-
-    def send(self, data) -> int:
+    def write(self, data) -> None:
+        assert not self.closed, "written after close"
         self.sent += data
-        return len(data)
 
-    def shutdown(self, how) -> None:
-        self.shut = True
+    def write_eof(self) -> None:
+        self.eof_written = True
+
+    def can_write_eof(self) -> bool:
+        return True
 
     def close(self) -> None:
-        self.closed = True
+        self._lost()
 
-    def fileno(self) -> int:
-        return 1000 + id(self) % 1000
+    def abort(self) -> None:
+        self.aborted = True
+        self._lost()
+
+    def _lost(self) -> None:
+        if not self.closed:
+            self.closed, self.reading = True, False
+            self.protocol.connection_lost(None)
+
+    def pause_reading(self) -> None:
+        self.reading = False
+
+    def resume_reading(self) -> None:
+        if not self.closed:
+            self.reading = True
+
+    def get_write_buffer_size(self) -> int:
+        return self.buffered
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def get_extra_info(self, name, default=None):
+        return default
 
     def answers(self) -> list[tuple[int, dict, bytes]]:
         out, buf = [], bytes(self.sent)
@@ -69,33 +86,67 @@ class ScriptedSocket:
             buf = buf[length:]
         return out
 
-
-class _NoPoll:
-    def add(self, *a, **k): pass
-    def modify(self, *a, **k): pass
-    def remove(self, *a, **k): pass
+    def statuses(self) -> list[int]:
+        return [a[0] for a in self.answers()]
 
 
-def worker(**settings) -> serve.Worker:
+def dispatcher(**settings) -> Dispatcher:
     args = ["--model-dir", "/nonexistent", "--workers", "1"]
     for key, value in settings.items():
         args += [f"--{key.replace('_', '-')}", str(value)]
-    cfg = serve.Config.from_args(args, {})
-    w = serve.Worker(cfg, None, None, "no model in this test", 0, mmap.mmap(-1, serve._board_size(1)),
-                     os.getppid())  # its "master": the sweep sees it alive
-    w.poller = _NoPoll()
-    return w
+    return Dispatcher(serve.Config.from_args(args, {}), None, "no model in this test", loop=None)
 
 
-def connect(w: serve.Worker, sock: ScriptedSocket, now: float = 1000.0) -> serve.Conn:
-    conn = serve.Conn(sock, now)
-    w.conns[conn.fd] = conn
-    return conn
+class Caller:
+    """The other end of one connection: ``script`` (bytes, or a callable giving the next piece) is
+    handed to the Connection in reads of at most ``piece`` bytes while the transport reads, and no
+    final answer (or refusal) is written; with nothing left, EOF follows when ``eof``."""
+
+    def __init__(self, script=b"", *, eof: bool = False, cap: int = 64 * 1024 * 1024,
+                 piece: int = ONE_READ, d: Dispatcher | None = None, now: float | None = None,
+                 **settings):
+        self.script, self.eof, self.cap, self.piece = script, eof, cap, piece
+        self.d = d or dispatcher(**settings)
+        self.t = FakeTransport()
+        self.conn = Connection(self.d)
+        self.t.protocol = self.conn
+        self.conn.connection_made(self.t)
+        if now is not None:
+            self.conn.last = now
+        self.taken = 0
+        self.eof_sent = False
+        self.pending = bytearray(script) if isinstance(script, bytes) else bytearray()
+
+    def pump(self, more: bytes = b"", linger: bool = False, reads: int | None = None) -> "Caller":
+        """Hand over ``more`` (after what is pending) and the script; ``linger``: also after the
+        final answer (the transport keeps reading then, and the Connection drops it)."""
+        self.pending += more
+        conn, t = self.conn, self.t
+        while t.reading and (linger or not (conn.closing or conn.refusal)) and reads != 0:
+            if callable(self.script):
+                while len(self.pending) < self.piece:
+                    self.pending += self.script()
+            if not self.pending:
+                break
+            data = bytes(self.pending[:self.piece])
+            del self.pending[:self.piece]
+            self.taken += len(data)
+            assert self.taken <= self.cap, f"the connection read {self.taken} bytes and kept reading"
+            conn.data_received(data)
+            reads = None if reads is None else reads - 1
+        if self.eof and not self.eof_sent and not self.pending and t.reading:
+            self.eof_sent = True
+            if not conn.eof_received():
+                t.close()
+        return self
+
+    @property
+    def queue(self):
+        return list(self.conn.queue)
 
 
-def read(w: serve.Worker, sock: ScriptedSocket):
-    conn = connect(w, sock)
-    return conn, w._read(conn)
+def read(script, **kw) -> Caller:
+    return Caller(script, **kw).pump()
 
 
 def chunk(data: bytes) -> bytes:
@@ -106,52 +157,63 @@ def chunk(data: bytes) -> bytes:
 
 def test_endless_chunked_body_is_refused_after_at_most_the_limit_plus_one_read():
     """A caller that never stops sending chunks: 413 once past the limit, and the worker has read
-    no more than head + body limit + chunk overhead + one recv (not megabytes: it was 4 MB when the
+    no more than head + body limit + chunk overhead + one read (not megabytes: it was 4 MB when the
     overhead allowance was set that high)."""
     piece = chunk(b"a" * 16384)
-    sock = ScriptedSocket(lambda: piece)
-    sock._pending += HEAD + b"Transfer-Encoding: chunked\r\n\r\n"
-    w = worker()
-    _, req = read(w, sock)
-    assert req is None
-    (status, headers, body), = sock.answers()
+    c = Caller(lambda: piece)
+    c.pump(CHUNKED)
+    assert c.queue == []
+    (status, headers, body), = c.t.answers()
     assert status == 413 and headers["connection"] == "close" and str(LIMIT) in json.loads(body)["error"]
-    assert sock.taken <= serve.MAX_HEADER_BYTES + LIMIT + serve.MAX_CHUNKED_OVERHEAD + ONE_READ
-    assert sock.taken < 2 * 1024 * 1024
+    assert c.taken <= serve.MAX_HEADER_BYTES + LIMIT + serve.MAX_CHUNKED_OVERHEAD + ONE_READ
+    assert c.taken < 2 * 1024 * 1024
 
 
 def test_chunk_overhead_is_bounded_too():
-    """One-byte chunks with long extensions: the body stays small while the buffer grows; the
+    """One-byte chunks with long extensions: the body stays small while the framing grows; the
     overhead allowance ends it with a 413."""
     piece = b"1;" + b"x" * 1000 + b"\r\na\r\n"
-    sock = ScriptedSocket(lambda: piece)
-    sock._pending += HEAD + b"Transfer-Encoding: chunked\r\n\r\n"
-    w = worker()
-    _, req = read(w, sock)
-    assert req is None and sock.answers()[0][0] == 413
-    assert sock.taken <= serve.MAX_HEADER_BYTES + LIMIT + serve.MAX_CHUNKED_OVERHEAD + ONE_READ
+    c = Caller(lambda: piece)
+    c.pump(CHUNKED)
+    assert c.queue == [] and c.t.statuses() == [413]
+    assert c.taken <= serve.MAX_HEADER_BYTES + LIMIT + serve.MAX_CHUNKED_OVERHEAD + ONE_READ
 
 
-def test_one_huge_chunk_is_refused_from_its_size_line():
-    sock = ScriptedSocket(HEAD + b"Transfer-Encoding: chunked\r\n\r\n" + b"%x\r\n" % (10 * 1024 * 1024) + b"a" * 100)
-    _, req = read(worker(), sock)
-    assert req is None and sock.answers()[0][0] == 413
+def test_chunk_overhead_is_bounded_when_the_head_comes_alone():
+    """The same caller, its head in a read of its own: the framing bound holds to one read."""
+    piece = b"1;" + b"x" * 1000 + b"\r\na\r\n"
+    c = Caller()
+    c.pump(CHUNKED)
+    assert c.taken == len(CHUNKED) and c.t.sent == b""
+    c.script = lambda: piece
+    c.pump()
+    assert c.queue == [] and c.t.statuses() == [413]
+    assert c.taken <= len(CHUNKED) + LIMIT + serve.MAX_CHUNKED_OVERHEAD + ONE_READ
+
+
+def test_one_huge_chunk_is_refused_once_its_bytes_pass_the_limit():
+    # llhttp: no chunk size reaches us (httptools has no callback for it), so a 10 MB chunk is not
+    # refused from its size line; it is refused once its data pass the body limit, within one read.
+    c = read(CHUNKED + b"%x\r\n" % (10 * 1024 * 1024) + b"a" * 100)
+    assert c.queue == [] and c.t.sent == b""  # was: 413 from the size line alone
+    endless = Caller(lambda: b"a" * 65536)
+    endless.pump(CHUNKED + b"%x\r\n" % (10 * 1024 * 1024))
+    assert endless.queue == [] and endless.t.statuses() == [413]
+    assert endless.taken <= serve.MAX_HEADER_BYTES + LIMIT + ONE_READ
 
 
 def test_chunked_body_at_the_limit_is_accepted():
     body = b"a" * LIMIT
     data = b"".join(chunk(body[i:i + 10000]) for i in range(0, LIMIT, 10000)) + b"0\r\n\r\n"
-    sock = ScriptedSocket(HEAD + b"Transfer-Encoding: chunked\r\n\r\n" + data)
-    _, req = read(worker(), sock)
-    assert req is not None and req.body == body and sock.answers() == []
+    c = read(CHUNKED + data)
+    assert [r.body for r in c.queue] == [body] and c.t.sent == b""
 
 
 @pytest.mark.parametrize("data", [b"zz\r\nabc\r\n0\r\n\r\n", b"-5\r\nabc\r\n0\r\n\r\n",
                                   b"3\r\nabcX\r\n0\r\n\r\n", b"1" * 2000])
 def test_malformed_chunks_are_400(data):
-    sock = ScriptedSocket(HEAD + b"Transfer-Encoding: chunked\r\n\r\n" + data)
-    _, req = read(worker(), sock)
-    assert req is None and sock.answers()[0][0] == 400
+    c = read(CHUNKED + data)
+    assert c.queue == [] and c.t.statuses() == [400]
 
 
 # --------------------------------------------------------------------------- Content-Length and head
@@ -163,40 +225,37 @@ def test_malformed_chunks_are_400(data):
 def test_content_length(length, status):
     head = HEAD + f"Content-Length: {length}\r\n\r\n".encode("utf-8")
     body = b"a" * int(length) if status == 200 else b""
-    sock = ScriptedSocket(head + body)
-    _, req = read(worker(), sock)
+    c = read(head + body)
     if status == 200:
-        assert req is not None and req.body == body
+        assert [r.body for r in c.queue] == [body] and c.t.sent == b""
     else:
-        assert req is None and sock.answers()[0][0] == status
-        assert sock.taken == len(head)  # refused from the head: no body was waited for
+        assert c.queue == [] and c.t.statuses() == [status]
+        assert c.taken == len(head)  # refused from the head: no body was waited for
 
 
 def test_content_length_refusal_reads_nothing_more_of_the_body():
     """10 MB announced: 413 from the head, and what the caller sends after it is not kept."""
-    sock = ScriptedSocket(lambda: b"a" * 65536, cap=4 * 1024 * 1024)
-    sock._pending += HEAD + b"Content-Length: 10485760\r\n\r\n"
-    w = worker()
-    conn, req = read(w, sock)
-    assert req is None and sock.answers()[0][0] == 413
-    assert conn.lingering and not conn.rbuf
-    assert len(conn.rbuf) == 0 and sock.taken <= serve.MAX_HEADER_BYTES + LIMIT + serve.MAX_CHUNKED_OVERHEAD + ONE_READ
+    c = Caller(lambda: b"a" * 65536, cap=4 * 1024 * 1024)
+    c.pump(HEAD + b"Content-Length: 10485760\r\n\r\n")
+    assert c.queue == [] and c.t.statuses() == [413]
+    assert c.conn.closing and c.t.eof_written and c.conn.body == [] and c.conn.body_size == 0
+    assert c.taken <= serve.MAX_HEADER_BYTES + LIMIT + serve.MAX_CHUNKED_OVERHEAD + ONE_READ
+    c.pump(linger=True, reads=8)  # lingering: read and dropped
+    assert c.conn.body == [] and c.conn.body_size == 0 and c.t.statuses() == [413]
 
 
 def test_head_limit_is_inclusive():
     def head_of(size: int) -> bytes:
         start = b"GET /ping HTTP/1.1\r\nX-Pad: "
         return start + b"a" * (size - len(start)) + b"\r\n\r\n"
-    ok = ScriptedSocket(head_of(serve.MAX_HEADER_BYTES))
-    _, req = read(worker(), ok)
-    assert req is not None and req.path == "/ping"
-    big = ScriptedSocket(head_of(serve.MAX_HEADER_BYTES + 1))
-    _, req = read(worker(), big)
-    assert req is None and big.answers()[0][0] == 431
-    endless = ScriptedSocket(lambda: b"a" * 4096)  # a head that never ends
-    endless._pending += b"GET /ping HTTP/1.1\r\nX-Pad: "
-    _, req = read(worker(), endless)
-    assert req is None and endless.answers()[0][0] == 431
+    ok = read(head_of(serve.MAX_HEADER_BYTES))
+    assert [r.path for r in ok.queue] == ["/ping"]
+    big = read(head_of(serve.MAX_HEADER_BYTES + 1))
+    assert big.queue == [] and big.t.statuses() == [431]
+    endless = Caller(lambda: b"a" * 4096)  # a head that never ends
+    endless.pump(b"GET /ping HTTP/1.1\r\nX-Pad: ")
+    assert endless.queue == [] and endless.t.statuses() == [431]
+    assert endless.taken <= serve.MAX_HEADER_BYTES + ONE_READ
 
 
 @pytest.mark.parametrize("head, status", [
@@ -209,59 +268,55 @@ def test_head_limit_is_inclusive():
     (b"POST /invocations HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", 400),
 ])
 def test_malformed_heads_are_400(head, status):
-    sock = ScriptedSocket(head)
-    _, req = read(worker(), sock)
-    assert req is None and sock.answers()[0][0] == status
+    c = read(head)
+    assert c.queue == [] and c.t.statuses() == [status]
 
 
 def test_head_parsing_keeps_what_it_should():
-    sock = ScriptedSocket(b"POST http://host/endpoints/x/invocations?a=1 HTTP/1.1\r\nX-A: 1\r\nx-a: 2\r\n"
-                          b"Content-Length: 2\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi")
-    _, req = read(worker(), sock)
+    c = read(b"POST http://host/endpoints/x/invocations?a=1 HTTP/1.1\r\nX-A: 1\r\nx-a: 2\r\n"
+             b"Content-Length: 2\r\nConnection: close\r\n\r\nhi")
+    req, = c.queue
     assert req.path == "/endpoints/x/invocations" and req.headers["x-a"] == "1, 2"
     assert req.body == b"hi" and req.keep_alive is False
-    sock = ScriptedSocket(b"GET /ping HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
-    _, req = read(worker(), sock)
+    # llhttp: two identical Content-Length headers are refused ("Duplicate Content-Length"), where
+    # the old parser took them as one; the request above now sends one
+    twice = read(HEAD + b"Content-Length: 2\r\nContent-Length: 2\r\n\r\nhi")
+    assert twice.queue == [] and twice.t.statuses() == [400]
+    req, = read(b"GET /ping HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").queue
     assert req.keep_alive is True
-    sock = ScriptedSocket(b"GET /ping HTTP/1.0\r\n\r\n")
-    _, req = read(worker(), sock)
+    req, = read(b"GET /ping HTTP/1.0\r\n\r\n").queue
     assert req.keep_alive is False
 
 
 # --------------------------------------------------------------------------- timeouts (settings)
 
 def test_a_request_that_does_not_arrive_in_time_is_408_after_the_read_timeout():
-    w = worker(read_timeout=2)
-    sock = ScriptedSocket(HEAD + b"Content-Length: 100\r\n\r\nhalf")
-    conn = connect(w, sock, now=1000.0)
-    conn.started = 1000.0
-    assert w._read(conn) is None
-    w._sweep(1001.9)
-    assert sock.answers() == []  # still within the read timeout
-    w._sweep(1002.1)
-    (status, headers, body), = sock.answers()
+    c = Caller(HEAD + b"Content-Length: 100\r\n\r\nhalf", read_timeout=2, now=1000.0)
+    c.conn.started = 1000.0
+    c.pump()
+    assert c.queue == []
+    c.d.sweep(1001.9)
+    assert c.t.answers() == []  # still within the read timeout
+    c.d.sweep(1002.1)
+    (status, headers, body), = c.t.answers()
     assert status == 408 and headers["connection"] == "close" and "2 s" in json.loads(body)["error"]
 
 
 def test_an_idle_keep_alive_connection_is_closed_after_the_idle_timeout():
-    w = worker(idle_timeout=3)
-    sock = ScriptedSocket(b"")
-    conn = connect(w, sock, now=1000.0)
-    w._sweep(1002.9)
-    assert conn.fd in w.conns and not sock.closed
-    w._sweep(1003.1)
-    assert conn.fd not in w.conns and sock.closed and sock.answers() == []
+    c = Caller(idle_timeout=3, now=1000.0)
+    c.d.sweep(1002.9)
+    assert c.conn in c.d.conns and not c.t.closed
+    c.d.sweep(1003.1)
+    assert c.conn not in c.d.conns and c.t.closed and c.t.answers() == []
 
 
 def test_a_caller_that_stops_reading_is_dropped_after_the_read_timeout():
-    w = worker(read_timeout=2, idle_timeout=100)
-    sock = ScriptedSocket(b"")
-    conn = connect(w, sock, now=1000.0)
-    conn.wbuf += b"an answer the caller does not read"
-    w._sweep(1001.5)
-    assert conn.fd in w.conns
-    w._sweep(1002.5)
-    assert conn.fd not in w.conns and sock.closed
+    c = Caller(read_timeout=2, idle_timeout=100, now=1000.0)
+    c.t.buffered = len(b"an answer the caller does not read")
+    c.d.sweep(1001.5)
+    assert c.conn in c.d.conns
+    c.d.sweep(1002.5)
+    assert c.conn not in c.d.conns and c.t.closed and c.t.aborted
 
 
 def test_timeouts_and_grace_are_settings():
@@ -297,178 +352,185 @@ def test_respawn_back_off_doubles_to_ten_seconds():
 # --------------------------------------------------------------------------- what mutation testing found
 # (`make mutation ARGS=serve-limits`): what the tests above did not tell apart.
 
-class PieceSocket(ScriptedSocket):
-    """Hands out at most ``piece`` bytes per recv, as a real socket does when data trickles in."""
-
-    def __init__(self, script, piece: int, **kw):
-        super().__init__(script, **kw)
-        self.piece = piece
-
-    def recv(self, n: int, flags: int = 0) -> bytes:
-        return super().recv(min(n, self.piece), flags)
-
-
 def test_a_body_in_small_pieces_is_read_whole_in_one_go():
-    """The worker reads on while a request may still be within the limits, not only one recv's worth."""
+    """The worker reads on while a request may still be within the limits, not only one read's worth."""
     body = b"a" * LIMIT
-    sock = PieceSocket(HEAD + f"Content-Length: {LIMIT}\r\n\r\n".encode() + body, piece=4096)
-    _, req = read(worker(), sock)
-    assert req is not None and req.body == body
+    c = read(HEAD + f"Content-Length: {LIMIT}\r\n\r\n".encode() + body, piece=4096)
+    assert [r.body for r in c.queue] == [body] and c.t.sent == b""
 
 
 def test_a_chunked_body_arriving_in_parts_is_put_together():
-    w = worker()
-    sock = ScriptedSocket(HEAD + b"Transfer-Encoding: chunked\r\n\r\n5\r\nhel")
-    conn = connect(w, sock)
-    assert w._read(conn) is None and sock.answers() == []
-    sock._pending += b"lo\r\n0\r\n"  # the last chunk, not yet the blank line after it
-    assert w._read(conn) is None and sock.answers() == []
-    sock._pending += b"X-Trailer: 1\r\n"
-    assert w._read(conn) is None and sock.answers() == []
-    sock._pending += b"\r\n"
-    req = w._read(conn)
-    assert req is not None and req.body == b"hello" and sock.answers() == []
+    c = read(CHUNKED + b"5\r\nhel")
+    assert c.queue == [] and c.t.answers() == []
+    c.pump(b"lo\r\n0\r\n")  # the last chunk, not yet the blank line after it
+    assert c.queue == [] and c.t.answers() == []
+    c.pump(b"X-Trailer: 1\r\n")
+    assert c.queue == [] and c.t.answers() == []
+    c.pump(b"\r\n")
+    assert [r.body for r in c.queue] == [b"hello"] and c.t.answers() == []
 
 
 def test_a_large_chunked_body_arriving_in_parts_is_not_refused_on_the_way():
     body = b"a" * LIMIT
     data = b"".join(chunk(body[i:i + 10000]) for i in range(0, LIMIT, 10000)) + b"0\r\n\r\n"
-    w = worker()
-    sock = ScriptedSocket(HEAD + b"Transfer-Encoding: chunked\r\n\r\n" + data[:100_000])
-    conn = connect(w, sock)
-    assert w._read(conn) is None and sock.answers() == []
-    sock._pending += data[100_000:]
-    req = w._read(conn)
-    assert req is not None and req.body == body and sock.answers() == []
+    c = read(CHUNKED + data[:100_000])
+    assert c.queue == [] and c.t.answers() == []
+    c.pump(data[100_000:])
+    assert [r.body for r in c.queue] == [body] and c.t.answers() == []
 
 
 def test_the_chunked_buffer_bound_is_the_limit_plus_the_overhead_exactly():
-    """An unfinished chunked body may fill LIMIT + MAX_CHUNKED_OVERHEAD bytes after the head; one more is 413."""
+    """An unfinished chunked body may bring LIMIT + MAX_CHUNKED_OVERHEAD bytes after the head; one more is 413."""
     piece = b"1;" + b"x" * 1000 + b"\r\na\r\n"
     bound = LIMIT + serve.MAX_CHUNKED_OVERHEAD
     whole, tail = divmod(bound, len(piece))
     assert 0 < tail < 1000  # the tail is an unfinished size line, short enough to wait for
     data = piece * whole + piece[:tail]
     for extra, status in ((b"", None), (b"x", 413)):
-        sock = ScriptedSocket(HEAD + b"Transfer-Encoding: chunked\r\n\r\n" + data + extra)
-        _, req = read(worker(), sock)
-        assert req is None
-        assert [a[0] for a in sock.answers()] == ([] if status is None else [status])
+        c = read(CHUNKED)
+        c.pump(data + extra)
+        assert c.queue == []
+        assert c.t.statuses() == ([] if status is None else [status])
+    for extra, status in ((b"", None), (b"x", 413)):  # the head and the framing in one read
+        c = Caller(CHUNKED + data + extra)
+        c.pump()
+        assert c.t.statuses() == ([] if status is None else [status])
+    for cut in (1000, 77777):  # however the body is split into reads
+        c = read(CHUNKED)
+        for i in range(0, len(data), cut):
+            c.pump(data[i:i + cut])
+        assert c.t.statuses() == []
+        c.pump(b"x")
+        assert c.t.statuses() == [413]
 
 
 def test_requests_after_a_chunked_one_on_the_same_connection_are_read_too():
-    first = HEAD + b"Transfer-Encoding: chunked\r\n\r\n" + chunk(b"one") + b"0\r\nX-T: 1\r\n\r\n"
+    first = CHUNKED + chunk(b"one") + b"0\r\nX-T: 1\r\n\r\n"
     second = HEAD + b"Content-Length: 3\r\n\r\ntwo"
-    w = worker()
-    sock = ScriptedSocket(first + second)
-    conn, req = read(w, sock)
-    assert req is not None and req.body == b"one"
-    conn.inflight = False
-    req = w._next_request(conn)
-    assert req is not None and (req.method, req.body) == ("POST", b"two") and sock.answers() == []
+    c = read(first + second)
+    assert [(r.method, r.body) for r in c.queue] == [("POST", b"one"), ("POST", b"two")]
+    assert c.t.answers() == []
 
 
 def test_a_request_line_with_more_than_three_parts_is_400():
-    sock = ScriptedSocket(b"GET /ping HTTP/1.1 extra\r\n\r\n")
-    _, req = read(worker(), sock)
-    assert req is None and sock.answers()[0][0] == 400
+    c = read(b"GET /ping HTTP/1.1 extra\r\n\r\n")
+    assert c.queue == [] and c.t.statuses() == [400]
 
 
 def test_repeated_headers_other_than_the_length_are_joined_whatever_their_name():
-    sock = ScriptedSocket(b"GET /ping HTTP/1.1\r\nAccept: a\r\nAccept: b\r\nAge: 1\r\nAge: 2\r\n\r\n")
-    _, req = read(worker(), sock)
-    assert req is not None and req.headers["accept"] == "a, b" and req.headers["age"] == "1, 2"
+    req, = read(b"GET /ping HTTP/1.1\r\nAccept: a\r\nAccept: b\r\nAge: 1\r\nAge: 2\r\n\r\n").queue
+    assert req.headers["accept"] == "a, b" and req.headers["age"] == "1, 2"
 
 
 def test_the_read_timeout_runs_from_the_first_byte_and_ends_after_it():
-    w = worker(read_timeout=2)
-    sock = ScriptedSocket(HEAD + b"Content-Length: 100\r\n\r\nhalf")
-    conn = connect(w, sock, now=1000.0)
-    assert w._read(conn) is None
-    assert conn.started == conn.last > 0  # the clock started with the first bytes read
-    started = conn.started
-    w._sweep(started + 2)  # at the timeout exactly: not yet
-    assert sock.answers() == []
-    w._sweep(started + 2.01)
-    assert [a[0] for a in sock.answers()] == [408]
+    c = read(HEAD + b"Content-Length: 100\r\n\r\nhalf", read_timeout=2, now=1000.0)
+    assert c.queue == []
+    assert c.conn.started == c.conn.last > 1000.0  # the clock started with the first bytes read
+    started = c.conn.started
+    c.d.sweep(started + 2)  # at the timeout exactly: not yet
+    assert c.t.answers() == []
+    c.d.sweep(started + 2.01)
+    assert c.t.statuses() == [408]
 
 
 def test_the_idle_and_unread_answer_timeouts_end_after_them_not_at_them():
-    w = worker(idle_timeout=3, read_timeout=2)
-    idle, stuck = ScriptedSocket(b""), ScriptedSocket(b"")
-    idle_conn, stuck_conn = connect(w, idle, now=1000.0), connect(w, stuck, now=1000.0)
-    stuck_conn.wbuf += b"an answer the caller does not read"
-    w._sweep(1002.0)
-    assert stuck_conn.fd in w.conns
-    w._sweep(1003.0)
-    assert idle_conn.fd in w.conns and stuck_conn.fd not in w.conns
+    d = dispatcher(idle_timeout=3, read_timeout=2)
+    idle, stuck = Caller(d=d, now=1000.0), Caller(d=d, now=1000.0)
+    stuck.t.buffered = len(b"an answer the caller does not read")
+    d.sweep(1002.0)
+    assert stuck.conn in d.conns
+    d.sweep(1003.0)
+    assert idle.conn in d.conns and stuck.conn not in d.conns
 
 
 def test_pipelined_requests_with_stray_line_breaks_between_are_read_one_by_one():
-    w = worker()
-    sock = ScriptedSocket(HEAD + b"Content-Length: 3\r\n\r\none" + b"\r\n\r\n"
-                          + b"GET /ping HTTP/1.1\r\n\r\n" + HEAD + b"Content-Length: 5\r\n\r\nthree")
-    conn, req = read(w, sock)
-    seen = []
-    while req is not None:
-        seen.append((req.method, req.path, req.body))
-        conn.inflight = False
-        req = w._next_request(conn)
+    c = read(HEAD + b"Content-Length: 3\r\n\r\none" + b"\r\n\r\n"
+             + b"GET /ping HTTP/1.1\r\n\r\n" + HEAD + b"Content-Length: 5\r\n\r\nthree")
+    seen = [(r.method, r.path, r.body) for r in c.queue]
     assert seen == [("POST", "/invocations", b"one"), ("GET", "/ping", b""), ("POST", "/invocations", b"three")]
-    assert sock.answers() == []
+    assert c.t.answers() == []
+    assert not c.t.reading  # MAX_QUEUED waiting: read no more until they are answered
+    for _ in seen:
+        c.d.run_ready()
+    assert c.t.statuses() == [503, 503, 503] and c.t.reading
 
 
 def test_http_1_1_keeps_the_connection_unless_told_to_close():
-    sock = ScriptedSocket(b"GET /ping HTTP/1.1\r\n\r\n")
-    _, req = read(worker(), sock)
+    req, = read(b"GET /ping HTTP/1.1\r\n\r\n").queue
     assert req.keep_alive is True
 
 
 def test_a_caller_that_hung_up_gets_its_answer_and_the_connection_ends():
-    sock = ScriptedSocket(b"GET /ping HTTP/1.1\r\n\r\n", eof=True)
-    conn, req = read(worker(), sock)
-    assert req is not None and req.keep_alive is False and conn.eof
-    half = ScriptedSocket(HEAD + b"Content-Length: 10\r\n\r\nhal", eof=True)
-    w = worker()
-    conn, req = read(w, half)
-    assert req is None and half.closed and conn.fd not in w.conns
+    c = read(b"GET /ping HTTP/1.1\r\n\r\n", eof=True)
+    # asyncio: the EOF comes after the data, so the request was parsed keep-alive; the answer (not
+    # the request) carries the decision to close. Was: req.keep_alive is False, from one read.
+    req, = c.queue
+    assert c.conn.eof and not c.t.closed
+    c.d.run_ready()
+    (status, headers, _), = c.t.answers()
+    assert headers["connection"] == "close" and c.t.closed and c.conn not in c.d.conns
+    half = read(HEAD + b"Content-Length: 10\r\n\r\nhal", eof=True)
+    assert half.queue == [] and half.t.closed and half.conn not in half.d.conns
+    assert half.t.answers() == []
 
 
 def test_a_connection_reset_while_reading_closes_it():
-    class Reset(ScriptedSocket):
-        def recv(self, n, flags=0):
-            raise ConnectionResetError
-    w = worker()
-    sock = Reset(b"")
-    conn, req = read(w, sock)
-    assert req is None and sock.closed and conn.fd not in w.conns
+    c = read(b"GET /ping HTTP/1.1\r\n\r\n")
+    # asyncio: a reset reaches the protocol as connection_lost (the transport closes the socket)
+    c.conn.connection_lost(ConnectionResetError())
+    assert c.conn not in c.d.conns and c.queue == []
+    c.d.run_ready()  # nothing is answered on it
+    assert c.t.sent == b""
 
 
 def test_a_lingering_connection_is_kept_until_its_linger_is_over_exactly_then_closed():
-    w = worker()
-    sock = ScriptedSocket(b"")
-    conn = connect(w, sock, now=1000.0)
-    conn.lingering, conn.linger_until = True, 1002.0
-    w._sweep(1001.0)
-    assert conn.fd in w.conns
-    w._sweep(1002.0)
-    assert conn.fd in w.conns and not sock.closed
-    w._sweep(1002.5)
-    assert conn.fd not in w.conns and sock.closed
+    c = Caller(now=1000.0)
+    c.conn.closing, c.conn.linger_until = True, 1002.0
+    c.d.sweep(1001.0)
+    assert c.conn in c.d.conns
+    c.d.sweep(1002.0)
+    assert c.conn in c.d.conns and not c.t.closed
+    c.d.sweep(1002.5)
+    assert c.conn not in c.d.conns and c.t.closed
 
 
 @pytest.mark.parametrize("shift", [-1, 1])
-def test_a_worker_whose_master_is_gone_drains_whatever_pid_it_was_handed_to(monkeypatch, shift):
+def test_a_worker_whose_master_is_gone_drains_whatever_pid_it_was_handed_to(shift):
     """Orphaned, a worker's parent becomes init or a subreaper, whose pid may be above or below the
     master's: any other parent means the master is gone."""
-    w = worker()
-    drains = []
-    monkeypatch.setattr(w, "_start_drain", lambda: drains.append(True))
-    w._sweep(1000.0)
-    assert drains == [] and not w.draining
-    w.master_pid = os.getppid() + shift
-    w._sweep(1000.0)
-    assert drains == [True] and w.draining
+    class Loop:
+        def __init__(self):
+            self.soon, self.later = [], []
+        def call_soon(self, fn, *args): self.soon.append(fn)
+        def call_later(self, delay, fn, *args): self.later.append(fn)
+        def remove_reader(self, fd): pass
+
+    class Listener:
+        closed = False
+        def close(self): self.closed = True
+
+    w = ModelWorker.__new__(ModelWorker)  # no gunicorn around it: what _tick and drain use
+    w.ppid = os.getppid()  # its master: alive
+    w.notify = lambda: None
+    w._balance = lambda: None
+    w.loop, w.d = Loop(), dispatcher()
+    w.ticks, w.tick_s, w.draining, w.accepting, w.slot = 0, 0.1, False, False, 0
+    w.board = serve_worker.new_board(1)
+    struct.pack_into("qq", w.board, 8, 0, 1)
+    w.sockets = [Listener()]
+    w.listener = socket.socket()
+    try:
+        w.listener.bind(("127.0.0.1", 0))
+        w.listener.listen(1)
+        w.listener.setblocking(False)  # nothing in the backlog: drain takes no connection
+        w._tick()
+        assert not w.draining and not w.d.draining and w.loop.soon == [] and len(w.loop.later) == 1
+        w.ppid = os.getppid() + shift
+        w._tick()
+        assert w.draining and w.d.draining and w.loop.soon == [w._drain_idle]
+        assert w.sockets[0].closed and struct.unpack_from("qq", w.board, 8) == (-1, serve_worker.LEAVING)
+    finally:
+        w.listener.close()
 
 
 def test_the_documented_limits():
@@ -495,102 +557,97 @@ def test_port_timeout_and_thread_settings_at_their_bounds(monkeypatch, capsys):
     (b"POST /invocations HTTP/1.1\r\nTransfer-Encoding: br\r\n\r\n", 400),  # sorts before "chunked"
 ])
 def test_more_malformed_heads_are_400(head, status):
-    sock = ScriptedSocket(head)
-    _, req = read(worker(), sock)
-    assert req is None and sock.answers()[0][0] == status
+    c = read(head)
+    assert c.queue == [] and c.t.statuses() == [status]
 
 
 @pytest.mark.parametrize("target, path", [("http://host/ping", "/ping"), ("http://host/", "/"),
                                           ("http://host", "/"), ("https://h/a/b?c", "/a/b")])
 def test_absolute_form_targets_keep_their_path(target, path):
-    sock = ScriptedSocket(f"GET {target} HTTP/1.1\r\n\r\n".encode())
-    _, req = read(worker(), sock)
-    assert req is not None and req.path == path
+    req, = read(f"GET {target} HTTP/1.1\r\n\r\n".encode()).queue
+    assert req.path == path
 
 
-def test_a_chunk_size_line_may_wait_up_to_1024_bytes_for_its_end():
-    for waiting, answers in ((1024, []), (1025, [400])):
-        sock = ScriptedSocket(HEAD + b"Transfer-Encoding: chunked\r\n\r\n" + b"1;" + b"x" * (waiting - 2))
-        _, req = read(worker(), sock)
-        assert req is None and [a[0] for a in sock.answers()] == answers, waiting
+def test_a_chunk_size_line_may_wait_up_to_the_framing_bound_for_its_end():
+    # llhttp: a chunk-size line (with its extensions) has no bound of its own, where the old parser
+    # allowed 1024 bytes and then answered 400: it is bounded with the rest of the framing,
+    # LIMIT + MAX_CHUNKED_OVERHEAD bytes after the head, then 413
+    bound = LIMIT + serve.MAX_CHUNKED_OVERHEAD
+    for waiting, answers in ((bound, []), (bound + 1, [413])):
+        c = read(CHUNKED)
+        c.pump(b"1;" + b"x" * (waiting - 2))
+        assert c.queue == [] and c.t.statuses() == answers, waiting
 
 
 def test_chunk_data_must_end_in_crlf_even_with_bytes_below_it():
-    sock = ScriptedSocket(HEAD + b"Transfer-Encoding: chunked\r\n\r\n3\r\nabc\x00\x00" + b"0\r\n\r\n")
-    _, req = read(worker(), sock)
-    assert req is None and sock.answers()[0][0] == 400
+    c = read(CHUNKED + b"3\r\nabc\x00\x00" + b"0\r\n\r\n")
+    assert c.queue == [] and c.t.statuses() == [400]
 
 
 def test_a_head_may_wait_up_to_the_limit_for_its_blank_line():
     partial = b"GET /ping HTTP/1.1\r\nX-Pad: "
     for size, answers in ((serve.MAX_HEADER_BYTES, []), (serve.MAX_HEADER_BYTES + 1, [431])):
-        sock = ScriptedSocket(partial + b"a" * (size - len(partial)))
-        _, req = read(worker(), sock)
-        assert req is None and [a[0] for a in sock.answers()] == answers, size
+        c = read(partial + b"a" * (size - len(partial)))
+        assert c.queue == [] and c.t.statuses() == answers, size
+    for cut in (1, 1000):  # in pieces too
+        data = partial + b"a" * (serve.MAX_HEADER_BYTES - len(partial))
+        c = read(data, piece=cut)
+        assert c.t.statuses() == [], cut
+        c.pump(b"a")
+        assert c.t.statuses() == [431], cut
 
 
 def test_a_slow_head_is_408_after_the_read_timeout_too():
-    w = worker(read_timeout=2, idle_timeout=100)
-    sock = ScriptedSocket(b"GET /ping HTTP/1.1\r\nX-A: 1")
-    conn = connect(w, sock)
-    assert w._read(conn) is None and conn.started > 0
-    w._sweep(conn.started + 2.5)
-    assert [a[0] for a in sock.answers()] == [408]
+    c = read(b"GET /ping HTTP/1.1\r\nX-A: 1", read_timeout=2, idle_timeout=100)
+    assert c.queue == [] and c.conn.started > 0
+    c.d.sweep(c.conn.started + 2.5)
+    assert c.t.statuses() == [408]
 
 
 def test_a_connection_between_requests_has_no_read_clock_running():
     """After a whole request, or only stray line breaks, nothing is arriving: no 408, only the idle timeout."""
-    for data in (b"GET /ping HTTP/1.1\r\n\r\n", b"\r\n"):
-        w = worker(read_timeout=2, idle_timeout=100)
-        sock = ScriptedSocket(data)
-        conn = connect(w, sock)
-        w._read(conn)
-        conn.inflight = False
-        assert conn.started == 0, data
-        w._sweep(conn.last + 50)
-        assert sock.answers() == [] and conn.fd in w.conns, data
+    for data, answered in ((b"GET /ping HTTP/1.1\r\n\r\n", [503]), (b"\r\n", [])):
+        c = read(data, read_timeout=2, idle_timeout=100)
+        c.d.run_ready()  # the request (if any) answered: 503, no model
+        assert c.conn.started == 0, data
+        c.d.sweep(c.conn.last + 50)
+        assert c.t.statuses() == answered and c.conn in c.d.conns, data
 
 
 def test_a_request_keeps_the_time_its_first_byte_came():
-    w = worker()
-    sock = ScriptedSocket(b"GET /ping HTTP/1.1\r\n\r\n")
-    conn = connect(w, sock)
-    conn.started = 999.0  # its first bytes came in an earlier read
-    req = w._read(conn)
-    assert req is not None and req.started == 999.0
+    c = Caller(b"GET /ping HTTP/1.1\r\n\r\n")
+    c.conn.started = 999.0  # its first bytes came in an earlier read
+    req, = c.pump().queue
+    assert req.started == 999.0
 
 
 def test_a_lingering_connection_drops_all_it_is_sent_and_ends_at_eof():
-    w = worker()
-    sock = ScriptedSocket(b"x" * (3 * ONE_READ))
-    conn = connect(w, sock)
-    conn.lingering, conn.linger_until = True, 2000.0
-    assert w._read(conn) is None
-    assert sock.taken == 3 * ONE_READ and not conn.rbuf and conn.fd in w.conns and not sock.closed
-    sock.eof = True
-    assert w._read(conn) is None and sock.closed and conn.fd not in w.conns
+    c = Caller(b"x" * (3 * ONE_READ))
+    c.conn.closing, c.conn.linger_until = True, 2000.0
+    c.pump(linger=True)
+    assert c.taken == 3 * ONE_READ and c.queue == [] and c.conn.refusal is None
+    assert c.t.sent == b"" and c.conn in c.d.conns and not c.t.closed
+    c.eof = True
+    c.pump(linger=True)
+    assert c.t.closed and c.conn not in c.d.conns
 
 
 def test_a_request_followed_by_eof_stays_open_for_its_answer():
-    w = worker()
-    sock = ScriptedSocket(b"GET /ping HTTP/1.1\r\n\r\n", eof=True)
-    conn, req = read(w, sock)
-    assert req is not None and conn.fd in w.conns and not sock.closed
+    c = read(b"GET /ping HTTP/1.1\r\n\r\n", eof=True)
+    assert len(c.queue) == 1 and c.conn in c.d.conns and not c.t.closed
 
 
 def test_each_request_that_expects_100_continue_gets_it_and_is_taken_in_flight():
-    w = worker()
     expect = HEAD + b"Expect: 100-continue\r\nContent-Length: 2\r\n\r\n"
-    sock = ScriptedSocket(expect)
-    conn = connect(w, sock)
+    c = Caller()
     for n in (1, 2):
-        assert w._read(conn) is None
-        assert bytes(sock.sent).count(b"HTTP/1.1 100 Continue\r\n\r\n") == n
-        sock._pending += b"ok"
-        req = w._read(conn)
-        assert req is not None and req.body == b"ok" and conn.inflight
-        conn.inflight = False
-        sock._pending += expect  # the next request on the same connection expects it too
+        c.pump(expect)
+        assert c.queue == []
+        assert bytes(c.t.sent).count(b"HTTP/1.1 100 Continue\r\n\r\n") == n
+        c.pump(b"ok")
+        assert [r.body for r in c.queue] == [b"ok"]
+        c.d.run_ready()  # answered (503, no model), kept alive: the next request on the same connection
+        assert c.queue == [] and c.t.statuses()[-1] == 503 and not c.conn.closing
 
 
 @pytest.mark.parametrize("args, words", [(["--port", "-1"], "--port must be >= 0, got -1"),
@@ -605,16 +662,12 @@ def test_a_flag_out_of_range_is_refused_by_its_own_name(args, words, capsys):
 
 @pytest.mark.parametrize("first, second", [(b"3", b"4"), (b"4", b"3")])
 def test_conflicting_content_lengths_are_400_in_either_order(first, second):
-    sock = ScriptedSocket(HEAD + b"Content-Length: " + first + b"\r\nContent-Length: " + second + b"\r\n\r\nabcd")
-    _, req = read(worker(), sock)
-    assert req is None and sock.answers()[0][0] == 400
+    c = read(HEAD + b"Content-Length: " + first + b"\r\nContent-Length: " + second + b"\r\n\r\nabcd")
+    assert c.queue == [] and c.t.statuses() == [400]
 
 
 def test_a_chunk_whose_crlf_is_split_between_reads_is_waited_for():
-    w = worker()
-    sock = ScriptedSocket(HEAD + b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r")
-    conn = connect(w, sock)
-    assert w._read(conn) is None and sock.answers() == []
-    sock._pending += b"\n0\r\n\r\n"
-    req = w._read(conn)
-    assert req is not None and req.body == b"hello" and sock.answers() == []
+    c = read(CHUNKED + b"5\r\nhello\r")
+    assert c.queue == [] and c.t.answers() == []
+    c.pump(b"\n0\r\n\r\n")
+    assert [r.body for r in c.queue] == [b"hello"] and c.t.answers() == []
