@@ -1,34 +1,39 @@
-"""Why ``serve`` is its own pre-fork epoll server: the same handlers behind other servers, side by side.
+"""The serving design, side by side: our server now, our server before (a git revision), the peer
+(TorchServe), and gunicorn's stock workers around the same handlers.
 
+    ../shared/bench/peer_serving/setup.sh /tmp/peer     # once, for the peer
     NLTK_DATA=../shared/nltk_data .venv/bin/python benchmarks/bench_serve_design.py \
-        [--kinds ours,gthread,sync] [--preset original] [--preset full] [--rounds 3]
+        [--kinds ours,before,peer] [--before 9d7764f] [--preset original] [--preset full] [--rounds 3]
 
 Servers (``--kinds``; the first is the baseline of the ratios), each with 2 worker processes, torch at
-1 thread per worker, the model loaded once before the fork, the same ``model.inference`` handlers, one
-after the other on 127.0.0.1 (never at once), rounds interleaved, every other round in reverse order
-(A B C C B A ...), so that drift in the machine's load hits all alike:
+1 thread per worker, the model loaded once before the fork, one after the other on 127.0.0.1 (never
+at once), rounds interleaved, every other round in reverse order (A B C C B A ...), so that drift in
+the machine's load hits all alike:
 
-  ours       ``python -m model.serve --workers 2``             (epoll loop, micro-batching)
+  ours       ``python -m model.serve --workers 2`` of this checkout (gunicorn arbiter, httptools, uvloop)
+  before     the same command from ``git archive <--before>`` of ``model/``: the hand-written pre-fork
+             epoll server that issue 12 replaced (default 9d7764f, its last revision)
+  peer       SageMaker's PyTorch inference toolkit on TorchServe (../shared/bench/peer_serving, its
+             best configuration on 2 cores: 2 workers, OMP_NUM_THREADS=1; its own LSTM of the
+             original size and its own handlers; only with ``--preset original``, the size it has)
   gthread    gunicorn ``gthread`` worker, 4 threads, ``--preload``, a minimal WSGI app around the handlers
   sync       gunicorn ``sync`` worker, ``--preload`` (no keep-alive: a new connection per request)
-  httptools  model.serve with its request parsing done by httptools (llhttp), issue 12's first step
-  h11        model.serve with its request parsing done by h11 (pure Python)
-
-The two parser candidates are ``make_worker`` below: today's loop, batching, balancing and
-supervision, only ``Worker._parse`` replaced (``bench_serve_design.py serve <parser> <serve flags>``
-runs one as a server).
 
 Load: a closed loop of keep-alive raw-socket clients (threads) sending ~230-word reviews
 (``../shared/bench/peer_serving/reviews.py``) as ``text/plain``; p50/p99 latency at concurrency 1,
 throughput at concurrency 8. Prints medians over the rounds and ratios to the baseline. The client
 runs on the same cores as the server, as the peer benchmark's does. Server overhead at concurrency 1
 is the HTTP p50 minus the p50 of the same requests' handler work in-process (``in_process``, measured
-in every round). ``--preset`` is repeatable: ``original`` (the peer's small LSTM) and ``full`` (the
-deployed size), both with random weights.
+in every round); ``GET /ping`` p50 at concurrency 1 is the server's cost alone (no model, no text
+work), where the overhead's two terms carry the model's own run-to-run spread. Cold start: from exec to the first ``/ping`` 200 (polled every 10 ms). Balance:
+requests per worker during the concurrency-8 run (8 keep-alive connections), from the servers' own
+JSON log lines (ours and before). ``--preset`` is repeatable: ``original`` (the peer's small LSTM)
+and ``full`` (the deployed size), both with random weights.
 
 On a shared, busy machine wall-clock figures mostly measure the neighbours, so each phase also
 reports the server's own CPU time per request (user + system of all its processes, from /proc):
 the capacity of a dedicated machine is about (cores / CPU-ms per request) requests per ms.
+The earlier parser experiment (httptools and h11 inside the old loop) is this script at 9d7764f.
 """
 from __future__ import annotations
 
@@ -85,254 +90,6 @@ def make_app():
     return app
 
 
-# ----------------------------------------------------------------------------- parser candidates
-
-# Candidates for issue 12's first step: the same model.serve (epoll loop, batching, balancing,
-# supervision), with Worker._parse, the hand-written request-line/header/Content-Length/chunked
-# parsing, done by a maintained parser instead. Each is a Worker subclass made from the class it is
-# given (model.serve imports nothing from here), so the benchmark, and a scratch copy of serve.py
-# running the test suite, put one in place of serve.Worker and change nothing else.
-
-PARSERS = ("httptools", "h11")
-
-
-def make_worker(kind: str, base):
-    """A Worker class whose ``_parse`` is done by ``kind`` ("httptools" or "h11")."""
-    import types
-
-    serve = sys.modules[base.__module__]
-    HttpError, Request = serve.HttpError, serve.Request
-    head_limit, overhead = serve.MAX_HEADER_BYTES, serve.MAX_CHUNKED_OVERHEAD
-
-    def too_large(limit: int, method="-", path="-"):
-        return HttpError(413, f"the body is over the limit of {limit} bytes: send a shorter review or "
-                              "fewer instances", method, path)
-
-    def path_of(target: str) -> str:
-        if target.startswith(("http://", "https://")):  # absolute-form: keep the path
-            target = "/" + target.split("/", 3)[3] if target.count("/") >= 3 else "/"
-        return target.split("?", 1)[0]
-
-    def header_dict(pairs) -> dict[str, str]:
-        headers: dict[str, str] = {}
-        for name, value in pairs:
-            key, value = name.decode("latin-1").lower(), value.decode("latin-1").strip()
-            if key in headers:
-                if key not in ("content-length", "content-type"):
-                    headers[key] += ", " + value
-                continue
-            headers[key] = value
-        return headers
-
-    class State:  # per connection (Conn has __slots__: kept on the worker, keyed by the Conn)
-        __slots__ = ("parser", "queue", "since", "done_in_feed", "in_message", "headers_done",
-                     "method", "path", "pairs", "url", "head_bytes", "body", "length", "error",
-                     "headers", "keep", "marked")
-
-    if kind == "httptools":
-        import collections
-
-        import httptools
-
-        class Callbacks:
-            def __init__(self, worker, st):
-                self.w, self.st = worker, st
-
-            def on_message_begin(self):
-                st = self.st
-                st.in_message, st.headers_done, st.pairs, st.url = True, False, [], b""
-                st.body, st.head_bytes, st.error, st.length = bytearray(), 0, None, -1
-
-            def on_url(self, url):
-                self.st.url += url
-
-            def on_header(self, name, value):
-                self.st.pairs.append((name, value))
-                self.st.head_bytes += len(name) + len(value) + 4
-
-            def on_headers_complete(self):
-                st, p = self.st, self.st.parser
-                st.method = p.get_method().decode("latin-1")
-                st.path = path_of(st.url.decode("latin-1"))
-                # as serve counts a head: up to the blank line, "name: value" lines (llhttp
-                # hands over no raw offsets, so spaces around the colon are not counted)
-                st.head_bytes += len(st.method) + len(st.url) + 10
-                version = p.get_http_version()
-                if version not in ("1.0", "1.1"):
-                    st.error = HttpError(400, "malformed request line: expected 'METHOD /path HTTP/1.1'")
-                    raise st.error
-                if st.head_bytes > head_limit:
-                    st.error = HttpError(431, f"request head over {head_limit} bytes")
-                    raise st.error
-                st.headers = header_dict(st.pairs)
-                te = st.headers.get("transfer-encoding", "").lower()
-                if te and te != "chunked":
-                    st.error = HttpError(400, f"unsupported Transfer-Encoding {te!r}: send a "
-                                              "Content-Length or chunked body", st.method, st.path)
-                    raise st.error
-                if not te:
-                    length = int(st.headers.get("content-length") or 0)  # llhttp checked the digits
-                    if length > self.w.max_body:
-                        st.error = HttpError(413, f"the body is {length} bytes; the limit is "
-                                                  f"{self.w.max_body} bytes: send a shorter review or "
-                                                  "fewer instances", st.method, st.path)
-                        raise st.error
-                st.keep = p.should_keep_alive()
-                st.headers_done = True
-
-            def on_body(self, data):
-                st = self.st
-                st.body += data
-                if len(st.body) > self.w.max_body:
-                    st.error = too_large(self.w.max_body, st.method, st.path)
-                    raise st.error
-
-            def on_message_complete(self):
-                st = self.st
-                st.queue.append((st.method, st.path, st.headers, bytes(st.body), st.keep))
-                st.in_message = st.headers_done = False
-                st.done_in_feed = True
-
-        def new_state(worker) -> State:
-            st = State()
-            st.queue, st.since, st.in_message, st.headers_done = collections.deque(), 0, False, False
-            st.parser = httptools.HttpRequestParser(Callbacks(worker, st))
-            return st
-
-        def feed(worker, conn, st) -> None:
-            data = bytes(conn.rbuf)
-            conn.rbuf.clear()
-            st.done_in_feed = False
-            try:
-                st.parser.feed_data(data)
-            except httptools.HttpParserError as exc:
-                if st.error is not None:
-                    raise st.error from None
-                if "Content-Length overflow" in str(exc):  # more digits than 64 bits hold
-                    raise too_large(worker.max_body) from None
-                raise HttpError(400, f"malformed request: {exc}") from None
-            # bytes since the last complete request, counted per read: what one request may take
-            st.since = 0 if st.done_in_feed else st.since + len(data)
-            if st.in_message and not st.headers_done and st.since > head_limit:
-                raise HttpError(431, f"request head over {head_limit} bytes")
-            if st.in_message and st.since > head_limit + worker.max_body + overhead:
-                raise too_large(worker.max_body, st.method, st.path)
-
-        def take(worker, conn, st):
-            if conn.rbuf:
-                feed(worker, conn, st)
-            conn.head = (st.method, st.path, st.headers) if st.in_message and st.headers_done else None
-            if not st.queue:
-                if st.in_message and st.headers_done:
-                    worker._maybe_continue(conn, st.headers)
-                elif not st.in_message:
-                    conn.started = 0.0
-                return None
-            return st.queue.popleft()
-
-        def holds(st) -> bool:
-            return bool(st.queue) or st.in_message
-
-    elif kind == "h11":
-        import h11
-
-        def new_state(worker) -> State:
-            st = State()
-            st.parser = h11.Connection(h11.SERVER, max_incomplete_event_size=head_limit)
-            st.in_message, st.headers_done, st.body, st.since = False, False, bytearray(), 0
-            return st
-
-        def take(worker, conn, st):
-            p = st.parser
-            if conn.rbuf:
-                p.receive_data(bytes(conn.rbuf))
-                conn.rbuf.clear()
-            try:
-                while True:
-                    ev = p.next_event()
-                    if ev is h11.NEED_DATA or ev is h11.PAUSED:
-                        break
-                    if isinstance(ev, h11.Request):
-                        st.in_message, st.body = True, bytearray()
-                        st.method = ev.method.decode("latin-1")
-                        st.path = path_of(ev.target.decode("latin-1"))
-                        if ev.http_version not in (b"1.0", b"1.1"):
-                            raise HttpError(400, "malformed request line: expected 'METHOD /path HTTP/1.1'")
-                        st.headers = header_dict(ev.headers)
-                        length = int(st.headers.get("content-length") or 0)
-                        if "transfer-encoding" not in st.headers and length > worker.max_body:
-                            raise HttpError(413, f"the body is {length} bytes; the limit is "
-                                                 f"{worker.max_body} bytes: send a shorter review or "
-                                                 "fewer instances", st.method, st.path)
-                        st.headers_done = True
-                        conn.head = (st.method, st.path, st.headers)
-                    elif isinstance(ev, h11.Data):
-                        st.body += ev.data
-                        if len(st.body) > worker.max_body:
-                            raise too_large(worker.max_body, st.method, st.path)
-                    elif isinstance(ev, h11.EndOfMessage):
-                        keep = p.their_state is not h11.MUST_CLOSE
-                        rest = p.trailing_data[0]
-                        st.parser = h11.Connection(h11.SERVER, max_incomplete_event_size=head_limit)
-                        conn.rbuf += rest  # the next request's bytes, parsed on the next call
-                        st.in_message = st.headers_done = False
-                        conn.head = None
-                        return st.method, st.path, st.headers, bytes(st.body), keep
-            except h11.RemoteProtocolError as exc:
-                status = exc.error_status_hint if exc.error_status_hint in (400, 431) else 400
-                raise HttpError(status, f"malformed request: {exc}") from None
-            if st.in_message:
-                if len(p.trailing_data[0]) > 1024:  # a chunk-size line that does not end
-                    raise HttpError(400, "malformed chunked body")
-                worker._maybe_continue(conn, st.headers)
-            elif not p.trailing_data[0]:
-                conn.started = 0.0
-            return None
-
-        def holds(st) -> bool:
-            return st.in_message or bool(st.parser.trailing_data[0])
-    else:
-        raise ValueError(f"unknown parser {kind!r}")
-
-    def _parse(self, conn):
-        st = self._states.get(conn)
-        if st is None:
-            st = self._states[conn] = new_state(self)
-            st.marked = False
-        if st.marked and conn.rbuf[:1] == b"\0":
-            del conn.rbuf[:1]
-        st.marked = False
-        got = take(self, conn, st)
-        if not conn.rbuf and holds(st):
-            # the parser holds a request in progress or waiting: the rest of the loop reads a
-            # non-empty rbuf as "not idle, ask again", as it did when rbuf held those bytes
-            conn.rbuf += b"\0"
-            st.marked = True
-        if got is None:
-            return None
-        method, path, headers, body, keep = got
-        started = conn.started or time.monotonic()
-        conn.started = time.monotonic() if conn.rbuf else 0.0
-        conn.sent_continue = False
-        if self.draining or conn.eof:
-            keep = False
-        conn.inflight = True
-        return Request(method, path, headers, body, keep, started)
-
-    def _close(self, conn):
-        self._states.pop(conn, None)
-        base._close(self, conn)
-
-    def __init__(self, *args, **kwargs):
-        base.__init__(self, *args, **kwargs)
-        self._states = {}
-
-    return types.new_class(f"{kind.capitalize()}Worker", (base,), {},
-                           lambda ns: ns.update(__init__=__init__, _parse=_parse, _close=_close))
-
-
-# ----------------------------------------------------------------------------- model and servers
-
 def build_model(path: Path, preset_name: str) -> Path:
     import torch
 
@@ -359,13 +116,32 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start(kind: str, model_dir: Path, log: Path) -> tuple[subprocess.Popen, int]:
+def before_tree(rev: str, into: Path) -> Path:
+    """``model/`` of revision ``rev``, extracted: the server as it was."""
+    into.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", rev, "model"], check=True,
+                             capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into
+
+
+def start(kind: str, model_dir: Path, log: Path, args) -> tuple[subprocess.Popen, int, float]:
+    """The server running and answering: (process, port, seconds from exec to the first /ping 200)."""
     port = free_port()
     env = dict(os.environ, OMP_NUM_THREADS="1", MODEL_DIR=str(model_dir), PYTHONPATH=str(REPO))
-    if kind in ("ours", *PARSERS):
-        entry = ["-m", "model.serve"] if kind == "ours" else [__file__, "serve", kind]
-        cmd = [sys.executable, *entry, "--host", "127.0.0.1", "--port", str(port),
+    cwd = str(REPO)
+    if kind in ("ours", "before"):
+        cmd = [sys.executable, "-m", "model.serve", "--host", "127.0.0.1", "--port", str(port),
                "--workers", "2", "--model-dir", str(model_dir)]
+        if kind == "before":
+            cwd = env["PYTHONPATH"] = str(args.before_dir)
+    elif kind == "peer":
+        run = Path(args.peer) / "run"
+        run.mkdir(parents=True, exist_ok=True)
+        env.update(SAGEMAKER_BASE_DIR=str(Path(args.peer) / "base"), SAGEMAKER_MODEL_SERVER_WORKERS="2",
+                   PEER_TS_CONFIG=str(run / "sagemaker-ts.properties"), SAGEMAKER_BIND_TO_PORT=str(port))
+        env.pop("PYTHONPATH")
+        cmd, cwd = [str(Path(args.peer) / "venv" / "bin" / "python"), str(PEER / "serve_peer.py")], str(run)
     else:
         cmd = [sys.executable, "-m", "gunicorn", "--chdir", str(Path(__file__).parent), "--workers", "2",
                "--preload", "--bind", f"127.0.0.1:{port}", "--log-level", "warning",
@@ -373,17 +149,35 @@ def start(kind: str, model_dir: Path, log: Path) -> tuple[subprocess.Popen, int]
         cmd += ["--worker-class", "gthread", "--threads", "4"] if kind == "gthread" else ["--worker-class", "sync"]
         cmd += ["bench_serve_design:make_app()"]
     fh = open(log, "ab")
-    proc = subprocess.Popen(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.monotonic() + 120
+    t0 = time.monotonic()
+    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline, cold = t0 + 180, None
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2) as r:
-                if r.status == 200:
-                    return proc, port
-        except OSError:
-            time.sleep(0.1)
+            if cold is None:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2) as r:
+                    if r.status == 200:
+                        cold = time.monotonic() - t0
+            # TorchServe answers /ping before its workers are up: ready is a first answer
+            if cold is not None and Client(port).request(bodies(1)[0]) == 200:
+                return proc, port, cold
+        except (OSError, AssertionError):
+            pass
+        time.sleep(0.01)
     stop(proc)
     raise RuntimeError(f"{kind} did not start; see {log}")
+
+
+def per_worker(log: Path, offset: int) -> list[int]:
+    """Requests answered per worker pid after ``offset`` in a server's JSON log, most first."""
+    counts: dict[int, int] = {}
+    with open(log, "rb") as fh:
+        fh.seek(offset)
+        for line in fh:
+            if line.startswith(b"{") and b'"event":"request"' in line:
+                pid = json.loads(line)["pid"]
+                counts[pid] = counts.get(pid, 0) + 1
+    return sorted(counts.values(), reverse=True)
 
 
 def group_cpu_s(pgid: int) -> float:
@@ -527,81 +321,119 @@ def in_process(model_dir: Path, requests: list[bytes], count: int) -> float:
 
 in_process.models = {}
 
-METRICS = ("p50", "p99", "overhead", "rps", "errors", "cpu_ms_c1", "cpu_ms_c8")
+METRICS = ("p50", "p99", "overhead", "rps", "errors", "cpu_ms_c1", "cpu_ms_c8", "cold_s", "imbalance", "ping_p50")
+PING = b"GET /ping HTTP/1.1\r\nHost: bench\r\n\r\n"  # the server's own cost: no model, no text work
 
 
 def main() -> None:
-    if sys.argv[1:2] == ["serve"]:  # ``bench_serve_design.py serve <parser> <serve flags>``: a candidate
-        from model import serve
-        serve.Worker = make_worker(sys.argv[2], serve.Worker)
-        sys.exit(serve.main(sys.argv[3:]))
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--preset", action="append", help="model size, repeatable: original (the peer's, "
                    "small) and/or full (the deployed size); default: original")
-    p.add_argument("--kinds", default="ours,gthread,sync",
-                   help=f"servers, comma-separated, the first is the baseline: ours, gthread, sync, {', '.join(PARSERS)}")
+    p.add_argument("--kinds", default="ours,before,peer",
+                   help="servers, comma-separated, the first is the baseline: ours, before, peer, gthread, sync")
+    p.add_argument("--before", default="9d7764f", help="the git revision 'before' runs (default: the last "
+                   "revision of the hand-written server)")
+    p.add_argument("--peer", default="/tmp/peer", help="where ../shared/bench/peer_serving/setup.sh installed the peer")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--seconds", type=float, default=8.0, help="length of each throughput run")
     p.add_argument("--latency-requests", type=int, default=300)
     args = p.parse_args()
     kinds = args.kinds.split(",")
     presets = args.preset or ["original"]
+    if "peer" in kinds and not (Path(args.peer) / "venv" / "bin" / "python").exists():
+        raise SystemExit(f"no peer at {args.peer}: run {PEER}/setup.sh {args.peer} first, or leave out --kinds peer")
     versions = {}
-    for name in ("httptools", "h11", "gunicorn"):
+    for name in ("httptools", "uvloop", "gunicorn"):
         try:
             versions[name] = __import__(name).__version__
         except ImportError:
             versions[name] = None
-    print(f"# serve design: presets {', '.join(presets)}, servers {', '.join(kinds)}, {os.cpu_count()} CPUs, "
-          f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}, {time.strftime('%Y-%m-%d %H:%M')}, "
-          f"versions {json.dumps(versions)}", flush=True)
+    print(f"# serve design: presets {', '.join(presets)}, servers {', '.join(kinds)} (before = {args.before}), "
+          f"{os.cpu_count()} CPUs, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}, "
+          f"{time.strftime('%Y-%m-%d %H:%M')}, versions {json.dumps(versions)}", flush=True)
     all_medians = {}
     with tempfile.TemporaryDirectory() as tmp:
+        args.before_dir = before_tree(args.before, Path(tmp) / "before")
         reqs = bodies()
         for preset_name in presets:
             model_dir = build_model(Path(tmp) / f"model-{preset_name}", preset_name)
-            results = {k: {m: [] for m in METRICS} for k in kinds}
+            here = [k for k in kinds if k != "peer" or preset_name == "original"]
+            results = {k: {m: [] for m in METRICS} for k in here}
             for rnd in range(args.rounds):
                 base_ms = in_process(model_dir, reqs, args.latency_requests)
-                order = kinds if rnd % 2 == 0 else kinds[::-1]  # drift within a round hits both ends
+                order = here if rnd % 2 == 0 else here[::-1]  # drift within a round hits both ends
                 for kind in order:
-                    proc, port = start(kind, model_dir, Path(tmp) / f"{kind}.log")
+                    log = Path(tmp) / f"{kind}.log"
+                    proc, port, cold = start(kind, model_dir, log, args)
                     try:
                         latency(port, reqs, 30)  # warm-up
                         cpu0 = group_cpu_s(proc.pid)
                         p50, p99 = latency(port, reqs, args.latency_requests)
                         cpu1 = group_cpu_s(proc.pid)
+                        ping50, _ = latency(port, [PING], args.latency_requests)
+                        cpu_ping = group_cpu_s(proc.pid)
+                        offset = log.stat().st_size
                         rps, errors = throughput(port, reqs, 8, args.seconds)
                         cpu2 = group_cpu_s(proc.pid)
                     finally:
                         stop(proc)
+                    spread = per_worker(log, offset) if kind in ("ours", "before") else []
+                    imbalance = (spread[0] / spread[-1] - 1) if len(spread) == 2 else (float("inf") if spread else 0.0)
                     c1 = (cpu1 - cpu0) * 1000 / args.latency_requests
-                    c8 = (cpu2 - cpu1) * 1000 / max(1, throughput.count)
+                    c8 = (cpu2 - cpu_ping) * 1000 / max(1, throughput.count)
                     for key, value in (("p50", p50), ("p99", p99), ("overhead", p50 - base_ms), ("rps", rps),
-                                       ("errors", errors), ("cpu_ms_c1", c1), ("cpu_ms_c8", c8)):
+                                       ("errors", errors), ("cpu_ms_c1", c1), ("cpu_ms_c8", c8), ("cold_s", cold),
+                                       ("imbalance", imbalance), ("ping_p50", ping50)):
                         results[kind][key].append(value)
-                    print(f"{preset_name} round {rnd + 1} {kind:9s} c=1 p50 {p50:6.2f} ms (in-process {base_ms:5.2f}) "
+                    print(f"{preset_name} round {rnd + 1} {kind:8s} c=1 p50 {p50:6.2f} ms (in-process {base_ms:5.2f}) "
                           f"p99 {p99:6.2f} ms cpu {c1:5.2f} ms/req | c=8 {rps:7.1f} req/s cpu {c8:5.2f} ms/req "
-                          f"({errors} errors) | load {os.getloadavg()[0]:.2f}", flush=True)
+                          f"({errors} errors) per worker {spread} | /ping after {cold:.2f} s, p50 {ping50:.3f} ms | "
+                          f"load {os.getloadavg()[0]:.2f}", flush=True)
             med = {k: {m: statistics.median(v) for m, v in r.items()} for k, r in results.items()}
             all_medians[preset_name] = med
             print(f"\n{preset_name}: medians of {args.rounds} rounds\n"
                   "| server | c=1 p50 ms | c=1 p99 ms | c=1 overhead ms (p50 - in-process) | c=1 server CPU ms/req "
-                  "| c=8 req/s | c=8 server CPU ms/req |\n| --- | --- | --- | --- | --- | --- | --- |")
-            for kind in kinds:
+                  "| c=8 req/s | c=8 server CPU ms/req | /ping 200 after s | requests per worker, most/least - 1 "
+                  "| c=1 GET /ping p50 ms |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+            for kind in here:
                 m = med[kind]
                 print(f"| {kind} | {m['p50']:.2f} | {m['p99']:.2f} | {m['overhead']:.2f} | {m['cpu_ms_c1']:.2f} "
-                      f"| {m['rps']:.0f} | {m['cpu_ms_c8']:.2f} |")
-            base = kinds[0]
-            for kind in kinds[1:]:
+                      f"| {m['rps']:.0f} | {m['cpu_ms_c8']:.2f} | {m['cold_s']:.2f} | "
+                      f"{spread_text(kind, m)} | {m['ping_p50']:.3f} |")
+            base = here[0]
+            for kind in here[1:]:
                 o, b = med[kind], med[base]
-                per_round = [x / y for x, y in zip(results[kind]["rps"], results[base]["rps"])]
-                print(f"{kind} vs {base}: throughput x{o['rps'] / b['rps']:.2f} (per round "
-                      f"{', '.join(f'{r:.2f}' for r in per_round)}), p50 x{o['p50'] / b['p50']:.2f}, "
-                      f"p99 x{o['p99'] / b['p99']:.2f}, overhead {o['overhead'] - b['overhead']:+.3f} ms, "
-                      f"CPU per request at c=8 x{o['cpu_ms_c8'] / b['cpu_ms_c8']:.2f}, "
-                      f"at c=1 x{o['cpu_ms_c1'] / b['cpu_ms_c1']:.2f}", flush=True)
+                per_round = [y / x for x, y in zip(results[kind]["rps"], results[base]["rps"])]
+                print(f"{base} vs {kind}: throughput x{b['rps'] / o['rps']:.2f} (per round "
+                      f"{', '.join(f'{r:.2f}' for r in per_round)}), p50 x{b['p50'] / o['p50']:.2f}, "
+                      f"p99 x{b['p99'] / o['p99']:.2f}, overhead {b['overhead'] - o['overhead']:+.3f} ms, "
+                      f"CPU per request at c=8 x{b['cpu_ms_c8'] / o['cpu_ms_c8']:.2f}, "
+                      f"at c=1 x{b['cpu_ms_c1'] / o['cpu_ms_c1']:.2f}", flush=True)
+            verdicts(med, base)
     print(json.dumps({"load_average_after": os.getloadavg(), "medians": all_medians}))
+
+
+def spread_text(kind: str, m: dict) -> str:
+    return f"{m['imbalance']:.0%}" if kind in ("ours", "before") else "-"
+
+
+def verdicts(med: dict, base: str) -> None:
+    """Issue 12's limits that this run measures, for ``base`` against ``before`` and ``peer``."""
+    o = med[base]
+    checks = [("server overhead at c=1 <= 0.3 ms", o["overhead"] <= 0.3, f"{o['overhead']:.2f} ms"),
+              ("/ping 200 <= 2 s after exec", o["cold_s"] <= 2, f"{o['cold_s']:.2f} s"),
+              ("requests per worker within 20% (8 keep-alive connections)", o["imbalance"] <= 0.2,
+               f"{o['imbalance']:.0%}")]
+    if "before" in med:
+        r = o["rps"] / med["before"]["rps"]
+        checks.append(("c=8 throughput >= 0.90x before", r >= 0.9, f"{r:.2f}x"))
+    if "peer" in med:
+        r = o["rps"] / med["peer"]["rps"]
+        checks.append(("c=8 throughput >= 5x the peer's", r >= 5, f"{r:.2f}x"))
+        r = o["p99"] / med["peer"]["p99"]
+        checks.append(("c=1 p99 <= 1/3 of the peer's", r <= 1 / 3, f"{r:.2f}"))
+    for what, ok, value in checks:
+        print(f"  {base}: {what}: {value}: {'met' if ok else 'MISSED'}")
 
 
 if __name__ == "__main__":

@@ -97,11 +97,12 @@ def request(port: int, method: str, path: str, body: bytes = b"", headers: dict 
 class Server:
     """``python -m model.serve`` on loopback, in its own process group, always stopped."""
 
-    def __init__(self, model_dir: Path, workers: int, log: Path, timeout_s: float = 60.0):
+    def __init__(self, model_dir: Path, workers: int, log: Path, timeout_s: float = 60.0,
+                 root: Path = REPO):
         self.port = free_port()
         self.log = log
         env = dict(os.environ, PYTHONUNBUFFERED="1")
-        env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+        env["PYTHONPATH"] = str(root) + os.pathsep + env.get("PYTHONPATH", "")
         if NLTK_DATA.is_dir():
             env.setdefault("NLTK_DATA", str(NLTK_DATA))
         for key in ("SM_MODEL_DIR", "SAGEMAKER_BIND_TO_PORT", "SAGEMAKER_MODEL_SERVER_WORKERS", "OMP_NUM_THREADS"):
@@ -110,7 +111,7 @@ class Server:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "model.serve", "--host", "127.0.0.1", "--port", str(self.port),
                  "--workers", str(workers), "--timeout", str(timeout_s), "--model-dir", str(model_dir)],
-                cwd=REPO, env=env, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                cwd=root, env=env, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True)
         self.workers_wanted = workers
 
@@ -344,13 +345,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-seconds", type=float, default=900, help="stop sending after this long")
     p.add_argument("--samples", type=int, default=10, help="memory readings during the measured part")
     p.add_argument("--json", type=Path, help="write the result here too")
+    p.add_argument("--server-root", type=Path, default=REPO,
+                   help="the tree whose model/ serves (default this checkout; e.g. a `git archive` of an "
+                        "older revision, to measure the server as it was)")
     args = p.parse_args(argv)
 
     header("load soak: serve on loopback")
     with tempfile.TemporaryDirectory(prefix="load-soak-") as tmp:
         tmp = Path(tmp)
-        model_dir = args.model_dir or write_model(tmp / "model")
-        server = Server(model_dir, args.workers, tmp / "serve.log")
+        model_dir = args.model_dir.resolve() if args.model_dir else write_model(tmp / "model")
+        server = Server(model_dir, args.workers, tmp / "serve.log", root=args.server_root.resolve())
         try:
             print(f"# serve    pid {server.pid}, {args.workers} workers, model {model_dir}, "
                   f"healthy after {server.wait_healthy():.1f} s", flush=True)

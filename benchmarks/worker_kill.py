@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from load_soak import Load, Server, header, request, write_model  # noqa: E402
+from load_soak import REPO, Load, Server, header, request, write_model  # noqa: E402
 
 
 def kill_phase(server: Server, total: int, concurrency: int) -> dict:
@@ -140,6 +140,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--model-dir", type=Path)
     p.add_argument("--json", type=Path, help="write the result here too")
+    p.add_argument("--server-root", type=Path, default=REPO,
+                   help="the tree whose model/ serves (default this checkout; e.g. a `git archive` of an "
+                        "older revision)")
     args = p.parse_args(argv)
     if args.workers < 2:
         p.error("--workers must be >= 2 (one is killed)")
@@ -147,8 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     header("worker kill and SIGTERM drain under load: serve on loopback")
     with tempfile.TemporaryDirectory(prefix="worker-kill-") as tmp:
         tmp = Path(tmp)
-        model_dir = args.model_dir or write_model(tmp / "model")
-        server = Server(model_dir, args.workers, tmp / "serve.log")
+        model_dir = args.model_dir.resolve() if args.model_dir else write_model(tmp / "model")
+        server = Server(model_dir, args.workers, tmp / "serve.log", root=args.server_root.resolve())
         try:
             print(f"# serve    pid {server.pid}, {args.workers} workers, healthy after "
                   f"{server.wait_healthy():.1f} s", flush=True)
