@@ -550,6 +550,10 @@ class ModelWorker(GunicornWorker):
             self._balance()
             if os.getppid() != self.ppid:  # the master is gone: finish up and go
                 self.drain()
+        if self.draining:
+            # connections taken from the backlog at the drain's start are attached a moment later:
+            # idle ones go as soon as they are seen
+            self._drain_idle()
         if self.ticks % 10 == 0 or self.draining:
             self.d.sweep(time.monotonic())
             self.d._flush_log()

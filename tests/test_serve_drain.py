@@ -15,6 +15,7 @@ import json
 import os
 import signal
 import socket
+import time
 
 from fixtures_model import ServeProcess, read_answer
 
@@ -43,5 +44,25 @@ def test_sigterm_answers_a_request_waiting_unread_behind_a_busy_worker(model_dir
         assert status == 200 and "label" in json.loads(body) and headers.get("connection") == "close"
         assert read_answer(busy)[0] == 200
         assert proc.proc.wait(60) == 0
+    finally:
+        proc.stop()
+
+
+def test_sigterm_closes_a_connection_taken_from_the_backlog_that_sends_nothing(model_dir, tmp_path):
+    """A connection that waited in the backlog while the worker was busy, and never sends: the drain
+    takes it, finds it idle and closes it, so the server exits at once, not after the grace."""
+    proc = ServeProcess(tmp_path / "serve.log", model_dir, workers=1, hooks=True)
+    try:
+        busy = socket.create_connection(("127.0.0.1", proc.port), timeout=60)
+        busy.sendall(post(b"SLOW_STEP " + REVIEW, "text/plain"))
+        proc.wait_for(proc.entered)  # the worker is scoring it, away from its event loop
+        silent = socket.create_connection(("127.0.0.1", proc.port), timeout=60)  # in the backlog
+        os.kill(proc.proc.pid, signal.SIGTERM)
+        proc.wait_for(proc.signalled)
+        proc.release.touch()
+        assert read_answer(busy)[0] == 200
+        started = time.monotonic()
+        assert silent.recv(10) == b""  # closed by the server, not reset, with nothing sent
+        assert proc.proc.wait(20) == 0 and time.monotonic() - started < 10
     finally:
         proc.stop()

@@ -500,7 +500,8 @@ def test_a_worker_whose_master_is_gone_drains_whatever_pid_it_was_handed_to(shif
     master's: any other parent means the master is gone."""
     class Loop:
         def __init__(self):
-            self.soon, self.later = [], []
+            self.soon, self.later, self.stopped = [], [], False
+        def stop(self): self.stopped = True
         def call_soon(self, fn, *args): self.soon.append(fn)
         def call_later(self, delay, fn, *args): self.later.append(fn)
         def remove_reader(self, fd): pass
@@ -528,6 +529,7 @@ def test_a_worker_whose_master_is_gone_drains_whatever_pid_it_was_handed_to(shif
         w.ppid = os.getppid() + shift
         w._tick()
         assert w.draining and w.d.draining and w.loop.soon == [w._drain_idle]
+        assert w.loop.stopped  # no connection to finish: the worker's loop ends
         assert w.sockets[0].closed and struct.unpack_from("qq", w.board, 8) == (-1, serve_worker.LEAVING)
     finally:
         w.listener.close()
