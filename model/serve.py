@@ -174,6 +174,7 @@ class Supervisor(Arbiter):
         self.due = [0.0] * n       # when a free slot may get a worker again
         self.next_slot = 0
         self.stopping = False
+        self.stemmer_loaded = False
         super().__init__(app)
 
     # slots: pre_fork and child_exit are gunicorn's hooks around each worker's life
@@ -184,6 +185,15 @@ class Supervisor(Arbiter):
         for slot in self.free_slots(time.monotonic())[:self.num_workers - len(self.WORKERS)]:
             self.next_slot = slot
             self.slot_pid[slot] = self.spawn_worker()  # returns in the master only
+        if not self.stemmer_loaded and self.served.model is not None:
+            # The first workers import NLTK's stemmer themselves (~1 s here), after /ping answers;
+            # the master imports it once they are up, so a replacement forks with it and its first
+            # answer does not wait for the import. The master has no other thread: forking stays safe.
+            self.stemmer_loaded = True
+            try:
+                self.served.model.preprocessor.token("warming")
+            except Exception:  # noqa: BLE001 - each worker's own first request reports it
+                pass
 
     def before_fork(self, worker) -> None:
         worker.slot = self.next_slot
