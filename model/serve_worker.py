@@ -75,6 +75,7 @@ class Connection(asyncio.Protocol):
         self.queue: deque[Request] = deque()   # parsed, not answered yet; the first one is in a batch
         self.refusal: HttpError | None = None  # a protocol error, answered once the queue is
         self.closing = False            # the final answer is written: what still comes is dropped
+        self.final = False              # no request after the queued ones (an upgrade was asked)
         self.linger_until = 0.0
         self.eof = False
         self.paused = False
@@ -107,7 +108,7 @@ class Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.last = time.monotonic()
-        if self.closing or self.refusal:
+        if self.closing or self.refusal or self.final:
             return  # lingering after a final answer: dropped
         if self.in_head:
             self.head_bytes += len(data)
@@ -116,7 +117,9 @@ class Connection(asyncio.Protocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            self.refuse(HttpError(400, "protocol upgrades and CONNECT are not supported"))
+            # llhttp stops after a request that asks to upgrade (Upgrade: or CONNECT): it is answered
+            # as plain HTTP/1.1, the upgrade ignored (RFC 9110 section 7.8), then the connection ends
+            self.final = True
         except httptools.HttpParserError as exc:
             cause = exc.__cause__ or exc.__context__
             if isinstance(cause, HttpError):
@@ -125,8 +128,6 @@ class Connection(asyncio.Protocol):
                 self.refuse(self.d.too_large())
             else:
                 self.refuse(HttpError(400, f"malformed HTTP request: {exc}"))
-        except HttpError as exc:
-            self.refuse(exc)
         else:
             if self.in_head and self.head_bytes > MAX_HEADER_BYTES:
                 self.refuse(HttpError(431, f"request head over {MAX_HEADER_BYTES} bytes"))
@@ -268,7 +269,7 @@ class Dispatcher:
         self.inference = inference
         self.settings, self.model, self.load_error, self.loop = settings, model, load_error, loop
         self.max_body = inference.MAX_BODY_BYTES
-        self.conns: set[Connection] = set()
+        self.conns: dict[Connection, None] = {}  # in the order they came: the sweep's order
         self.ready: list[Connection] = []
         self.logbuf: list[bytes] = []
         self.scheduled = False
@@ -284,13 +285,12 @@ class Dispatcher:
 
     # ---- connections
     def opened(self, conn: Connection) -> None:
-        self.conns.add(conn)
+        self.conns[conn] = None
 
     def forget(self, conn: Connection) -> None:
         conn.closing = True
         conn.queue.clear()
-        if conn in self.conns:
-            self.conns.discard(conn)
+        if self.conns.pop(conn, 0) is None:
             self.on_change()
 
     def submit(self, conn: Connection, req: Request) -> None:
@@ -359,7 +359,7 @@ class Dispatcher:
         # answers still to come on this connection (pipelined requests, a refusal) keep it open
         more = (len(conn.queue) > 1 and conn.queue[0] is req) or (
             conn.refusal is not None and bool(conn.queue) and conn.queue[0] is req)
-        keep = req.keep_alive and (more or not (self.draining or conn.eof))
+        keep = req.keep_alive and (more or not (self.draining or conn.eof or conn.final))
         conn.transport.write(b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n%s\r\n%s" % (
             status, _REASONS.get(status, b"Error"), ctype, len(body),
             b"" if keep else b"Connection: close\r\n", b"" if head_only else body))
@@ -629,7 +629,7 @@ class ModelWorker(GunicornWorker):
         sock.setblocking(False)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         conn = Connection(self.d)
-        self.d.conns.add(conn)  # counted now, for the balancing; its transport comes in a moment
+        self.d.opened(conn)  # counted now, for the balancing; its transport comes in a moment
         self.loop.create_task(self._attach(conn, sock))
         return True
 

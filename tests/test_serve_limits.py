@@ -704,3 +704,87 @@ def test_the_master_imports_the_stemmer_once_after_the_first_workers_are_up(monk
     s.stemmer_loaded = False
     s.warm_stemmer()
     assert calls == ["warming"] and s.stemmer_loaded
+
+
+# --------------------------------------------------------------------------- what mutation testing found
+# in the server on gunicorn (`make mutation ARGS=serve-limits`, serve_worker.py): 23 of 205 lived.
+
+@pytest.mark.parametrize("head, path", [
+    (b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n", "-"),
+    (b"GET /ping HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n", "/ping")])
+def test_an_upgrade_or_connect_is_answered_as_http_then_the_connection_ends(head, path):
+    """llhttp stops parsing at an upgrade: the request is answered without it (no tunnel, no
+    websocket), with "Connection: close", and what the caller sends after it is dropped."""
+    c = read(head + b"\x00binary frames of the other protocol")
+    assert [r.path for r in c.queue] == [path]
+    c.d.run_ready()
+    (status, headers, _), = c.t.answers()
+    assert status in (404, 503) and headers["connection"] == "close" and c.conn.closing
+
+
+@pytest.mark.parametrize("te", [b"gzip, chunked", b"br, chunked"])
+def test_a_content_coding_before_chunked_is_400(te):
+    """llhttp accepts any coding list that ends in chunked; the server decodes none: 400, whichever
+    side of "chunked" the coding sorts on."""
+    c = read(HEAD + b"Transfer-Encoding: " + te + b"\r\n\r\n" + chunk(b"abc") + b"0\r\n\r\n")
+    assert c.queue == [] and c.t.statuses() == [400]
+
+
+@pytest.mark.parametrize("expect, length, continues", [
+    (b"100-continue", b"1", True), (b"100-continue", b"0", False), (b"200-ok", b"1", False),
+    (b"100-Continue", b"5", True)])
+def test_100_continue_only_for_that_expectation_and_a_body_to_come(expect, length, continues):
+    c = read(HEAD + b"Expect: " + expect + b"\r\nContent-Length: " + length + b"\r\n\r\n")
+    assert (b"HTTP/1.1 100 Continue\r\n\r\n" in bytes(c.t.sent)) is continues
+    c = read(b"GET /ping HTTP/1.1\r\nExpect: 100-continue\r\n\r\n")  # no body at all
+    assert b"100 Continue" not in bytes(c.t.sent) and len(c.queue) == 1
+
+
+def test_reading_pauses_at_exactly_two_waiting_requests():
+    one = b"GET /ping HTTP/1.1\r\n\r\n"
+    c = read(one)
+    assert len(c.queue) == 1 and c.t.reading
+    c.pump(one)
+    assert len(c.queue) == 2 and not c.t.reading
+
+
+def test_the_head_after_a_pipelined_request_is_counted_from_zero():
+    """A whole request, then a partial head of exactly MAX_HEADER_BYTES in the next read: no 431 yet;
+    one byte more: 431."""
+    partial = b"GET /ping HTTP/1.1\r\nX-Pad: "
+    c = read(b"GET /ping HTTP/1.1\r\n\r\n")
+    c.conn.queue.clear()  # answered (the dispatcher has no loop here)
+    c.pump(partial + b"a" * (serve.MAX_HEADER_BYTES - len(partial)))
+    assert c.t.statuses() == []
+    c.pump(b"a")
+    assert c.t.statuses() == [431]
+
+
+def test_a_final_answer_lingers_for_linger_s_from_when_it_was_written(monkeypatch):
+    clock = [5000.0]
+    monkeypatch.setattr(serve_worker.time, "monotonic", lambda: clock[0])
+    c = read(b"GET /ping HTTP/1.1\r\nConnection: close\r\n\r\n")
+    c.d.run_ready()
+    assert c.t.statuses() == [503] and c.conn.closing and c.t.eof_written
+    assert c.conn.linger_until == 5000.0 + serve_worker.LINGER_S
+    c.d.sweep(5000.0 + serve_worker.LINGER_S)
+    assert not c.t.closed
+    c.d.sweep(5000.0 + serve_worker.LINGER_S + 0.01)
+    assert c.t.closed
+
+
+@pytest.mark.parametrize("target, path", [(b"/invocations?a=1", "/invocations"),
+                                          (b"/endpoints/x/invocations?a=1&b=?", "/endpoints/x/invocations"),
+                                          (b"http://[bad/", "-")])
+def test_the_path_is_the_target_without_its_query(target, path):
+    c = read(b"GET " + target + b" HTTP/1.1\r\n\r\n")
+    assert [r.path for r in c.queue] == [path]
+
+
+def test_the_sweep_goes_on_past_a_connection_not_attached_yet():
+    d = dispatcher(idle_timeout=3)
+    d.opened(Connection(d))  # accepted, its transport not made yet (the sweep goes in arrival order)
+    idle = Caller(d=d, now=1000.0)
+    d.opened(Connection(d))
+    d.sweep(1003.5)
+    assert idle.t.closed and len(d.conns) == 2
