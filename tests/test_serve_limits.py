@@ -788,3 +788,17 @@ def test_the_sweep_goes_on_past_a_connection_not_attached_yet():
     d.opened(Connection(d))
     d.sweep(1003.5)
     assert idle.t.closed and len(d.conns) == 2
+
+
+def test_recycling_settings_default_to_never_and_refuse_negatives(capsys):
+    default = serve.Config.from_args([], {})
+    assert (default.max_requests, default.max_requests_jitter) == (0, 0)  # 0: never recycled
+    env = {"SERVE_MAX_REQUESTS": "1000", "SERVE_MAX_REQUESTS_JITTER": "50"}
+    assert (serve.Config.from_args([], env).max_requests, serve.Config.from_args([], env).max_requests_jitter) == (1000, 50)
+    flags = serve.Config.from_args(["--max-requests", "0", "--max-requests-jitter", "0"], env)
+    assert (flags.max_requests, flags.max_requests_jitter) == (0, 0)
+    for args, words in ((["--max-requests", "-1"], "--max-requests must be >= 0, got -1"),
+                        (["--max-requests-jitter", "-1"], "--max-requests-jitter must be >= 0, got -1")):
+        with pytest.raises(SystemExit):
+            serve.Config.from_args(args, {})
+        assert words in capsys.readouterr().err
