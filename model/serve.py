@@ -58,7 +58,6 @@ IDLE_TIMEOUT_S = 75.0          # default: a keep-alive connection with nothing i
 READ_TIMEOUT_S = 30.0          # default: a request must arrive completely within this, once started
 GRACE_S = 30.0                 # default: after SIGTERM, how long workers may finish what they have
 STABLE_S = 5.0                 # a worker that lived this long did not crash-loop: its back-off resets
-WARM_AFTER_S = 5.0             # the master imports the stemmer this long after the start
 
 
 # --------------------------------------------------------------------------- configuration
@@ -175,8 +174,6 @@ class Supervisor(Arbiter):
         self.due = [0.0] * n       # when a free slot may get a worker again
         self.next_slot = 0
         self.stopping = False
-        self.stemmer_loaded = False
-        self.started = time.monotonic()
         super().__init__(app)
 
     # slots: pre_fork and child_exit are gunicorn's hooks around each worker's life
@@ -209,23 +206,7 @@ class Supervisor(Arbiter):
         log("info" if planned else "error", "worker_recycled" if planned else "worker_exited",
             worker_pid=worker.pid, lived_s=round(lived, 2), replace_in_s=delay)
 
-    def warm_stemmer(self) -> None:
-        """Import NLTK's stemmer in the master (~1 s of CPU here), so that a replacement worker forks
-        with it and its first answer does not wait for the import (0.7-0.8 s before, 14-17 ms after).
-        Only WARM_AFTER_S after the start: the first workers import it themselves, after /ping answers,
-        and the master's import beside theirs made the first answer 0.25 s later on 2 cores. The
-        master runs no other thread, so forking stays safe."""
-        if self.stemmer_loaded or time.monotonic() - self.started < WARM_AFTER_S:
-            return
-        self.stemmer_loaded = True
-        if self.served.model is not None:
-            try:
-                self.served.model.preprocessor.token("warming")
-            except Exception:  # noqa: BLE001 - each worker's own first request reports it
-                pass
-
     def sleep(self) -> None:
-        self.warm_stemmer()
         # gunicorn sleeps up to 1 s between its checks; a replacement due sooner is not kept waiting
         now = time.monotonic()
         waits = [d - now for s, d in enumerate(self.due) if not self.slot_pid[s] and d > now]

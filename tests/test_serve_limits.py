@@ -675,37 +675,6 @@ def test_a_chunk_whose_crlf_is_split_between_reads_is_waited_for():
     assert [r.body for r in c.queue] == [b"hello"] and c.t.answers() == []
 
 
-def test_the_master_imports_the_stemmer_once_after_the_first_workers_are_up(monkeypatch):
-    """Supervisor.warm_stemmer: not before WARM_AFTER_S (the first workers import it themselves, and
-    two imports at once slowed their first answer), then once, so replacements fork with it."""
-    calls = []
-
-    class Pre:
-        def token(self, word):
-            calls.append(word)
-
-    class Model:
-        preprocessor = Pre()
-
-    class Served:
-        model = Model()
-
-    s = serve.Supervisor.__new__(serve.Supervisor)  # no gunicorn around it: what warm_stemmer uses
-    s.served, s.stemmer_loaded, s.started = Served(), False, 1000.0
-    clock = [1000.0 + serve.WARM_AFTER_S - 0.01]
-    monkeypatch.setattr(serve.time, "monotonic", lambda: clock[0])
-    s.warm_stemmer()
-    assert calls == []
-    clock[0] = 1000.0 + serve.WARM_AFTER_S
-    s.warm_stemmer()
-    s.warm_stemmer()
-    assert calls == ["warming"]
-    s.served.model = None  # a model that did not load: nothing to warm, and no error
-    s.stemmer_loaded = False
-    s.warm_stemmer()
-    assert calls == ["warming"] and s.stemmer_loaded
-
-
 # --------------------------------------------------------------------------- what mutation testing found
 # in the server on gunicorn (`make mutation ARGS=serve-limits`, serve_worker.py): 23 of 205 lived.
 
