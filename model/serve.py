@@ -44,6 +44,7 @@ import signal
 import socket
 import sys
 import time
+import traceback
 from typing import Any
 
 from gunicorn import glogging
@@ -163,7 +164,8 @@ class Supervisor(Arbiter):
     """gunicorn's arbiter (fork, reap, replace, signals, graceful stop, recycling) with three
     changes: the timeout in fractions of a second, logged as one JSON line and ended with SIGKILL
     (gunicorn's SIGABRT would only be handled once the batch returns); a back-off for a worker that
-    keeps dying; a fixed slot per worker on the balancing board."""
+    keeps dying (``sleep`` wakes when a replacement is due); a fixed slot per worker on the
+    balancing board. SIGHUP, gunicorn's reload, is ignored."""
 
     def __init__(self, app: "Application"):
         self.served = app.served
@@ -260,7 +262,6 @@ class _JsonLog(glogging.Logger):
     def info(self, msg, *args, **kwargs): self._emit("info", msg, args)
     def debug(self, msg, *args, **kwargs): pass
     def exception(self, msg, *args, **kwargs):
-        import traceback
         self._emit("error", f"{msg}\n{traceback.format_exc(limit=8)}", args)
 
     def log(self, lvl, msg, *args, **kwargs):

@@ -163,7 +163,9 @@ class Connection(asyncio.Protocol):
         self.method = self.parser.get_method().decode("latin-1")
         self.path = _path_of(self.url)
         version = self.parser.get_http_version()
-        if len(self.method) + len(self.url) + 10 + self.head_size > MAX_HEADER_BYTES:
+        # "METHOD URL HTTP/1.1" and its headers, without the blank line's CRLFs; as sent
+        head = len(self.method) + len(self.url) + 10 + self.head_size
+        if head > MAX_HEADER_BYTES:
             raise HttpError(431, f"request head over {MAX_HEADER_BYTES} bytes")
         if version not in ("1.0", "1.1"):
             raise HttpError(400, f"unsupported HTTP version {version!r}: send HTTP/1.1")
@@ -173,15 +175,16 @@ class Connection(asyncio.Protocol):
                 raise HttpError(400, f"unsupported Transfer-Encoding {te!r}: send a Content-Length "
                                      "or chunked body")
             # the framing that came in the head's own read counts too: what that read held after
-            # the head (a head that began in the middle of an earlier read is not known whole: 0)
-            head = len(self.method) + len(self.url) + 14 + self.head_size
-            self.chunked, self.framing_bytes = True, max(0, self.head_bytes - head)
-        length = self.headers.get("content-length")
-        if length is not None and int(length) > self.d.max_body:  # llhttp has checked the digits
-            raise HttpError(413, f"the body is {int(length)} bytes; the limit is {self.d.max_body} "
+            # the head and its blank line (a head that began in the middle of an earlier read is
+            # not known whole: 0)
+            self.chunked, self.framing_bytes = True, max(0, self.head_bytes - (head + 4))
+        header = self.headers.get("content-length")
+        length = None if header is None else int(header)  # llhttp has checked the digits
+        if length is not None and length > self.d.max_body:
+            raise HttpError(413, f"the body is {length} bytes; the limit is {self.d.max_body} "
                                  "bytes: send a shorter review or fewer instances")
         if (self.headers.get("expect", "").lower() == "100-continue"
-                and (self.chunked or (length is not None and int(length) > 0))):
+                and (self.chunked or (length is not None and length > 0))):
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     def on_body(self, body: bytes) -> None:
@@ -679,7 +682,7 @@ def _kick(pid: int) -> int:
 
 
 def _warm_stemmer(model) -> None:
-    """Import the stemmer (NLTK, ~0.4 s) on a helper thread, so the worker answers /ping at once.
+    """Import the stemmer (NLTK, ~1 s here) on a helper thread, so the worker answers /ping at once.
 
     The first review that needs it waits for the import to finish (Python's import lock)."""
     import threading
