@@ -335,6 +335,13 @@ def header(title: str) -> None:
     print(f"# command  {' '.join([Path(sys.executable).name] + sys.argv)}", flush=True)
 
 
+def add_server_root(p: argparse.ArgumentParser) -> None:
+    """``--server-root``: which tree's ``model/`` serves (this script's and worker_kill.py's)."""
+    p.add_argument("--server-root", type=Path, default=REPO,
+                   help="the tree whose model/ serves (default this checkout; e.g. a `git archive` of an "
+                        "older revision, to measure the server as it was)")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--requests", type=int, default=20_000)
@@ -345,9 +352,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-seconds", type=float, default=900, help="stop sending after this long")
     p.add_argument("--samples", type=int, default=10, help="memory readings during the measured part")
     p.add_argument("--json", type=Path, help="write the result here too")
-    p.add_argument("--server-root", type=Path, default=REPO,
-                   help="the tree whose model/ serves (default this checkout; e.g. a `git archive` of an "
-                        "older revision, to measure the server as it was)")
+    add_server_root(p)
     args = p.parse_args(argv)
 
     header("load soak: serve on loopback")

@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from load_soak import REPO, Load, Server, header, request, write_model  # noqa: E402
+from load_soak import Load, Server, add_server_root, header, request, write_model  # noqa: E402
 
 
 def kill_phase(server: Server, total: int, concurrency: int) -> dict:
@@ -140,9 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--model-dir", type=Path)
     p.add_argument("--json", type=Path, help="write the result here too")
-    p.add_argument("--server-root", type=Path, default=REPO,
-                   help="the tree whose model/ serves (default this checkout; e.g. a `git archive` of an "
-                        "older revision)")
+    add_server_root(p)
     args = p.parse_args(argv)
     if args.workers < 2:
         p.error("--workers must be >= 2 (one is killed)")
