@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .network import LENGTH_BUCKET, LSTMClassifier, pad_batch
+from .network import LSTMClassifier, pad_batch, pad_to_bucket
 
 # Occluded sequences scored per forward pass on the plain way (bounds memory for long reviews).
 _CHUNK = 64
@@ -138,9 +138,7 @@ def _occluded_finals(lstm: nn.LSTM, x: torch.Tensor, pools: tuple[str, ...] = ()
         bias = (lstm.bias_ih_l0 + lstm.bias_hh_l0) * scale[:, 0] if lstm.bias else torch.zeros(4 * hidden)
         # zero rows up to a multiple of LENGTH_BUCKET: the recurrence is causal, so the first n states
         # are the same, and oneDNN compiles one kernel per bucket instead of one per review length
-        extra = -n % LENGTH_BUCKET
-        padded = torch.cat([x, x.new_zeros(extra, x.shape[1])]) if extra else x
-        out, _ = lstm(padded[None])
+        out, _ = lstm(pad_to_bucket(x, dim=0, value=0.0)[None])
         h_seq = out[0, :n]                                      # state after token t
         proj = torch.addmm(bias, x, w_ih.t())                   # input part of every step's gates
         # hidden/cell state *before* token t (zero before the first)

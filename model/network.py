@@ -163,9 +163,13 @@ def pad_batch(sequences: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
 LENGTH_BUCKET = 16
 
 
-def pad_to_bucket(ids: torch.Tensor, bucket: int = LENGTH_BUCKET) -> torch.Tensor:
-    """``ids`` [batch, time] with padding columns added up to the next multiple of ``bucket``."""
-    extra = -ids.shape[1] % bucket
+def pad_to_bucket(steps: torch.Tensor, dim: int = 1, value: float = PAD,
+                  bucket: int = LENGTH_BUCKET) -> torch.Tensor:
+    """``steps`` with ``value`` added along its time axis ``dim`` up to the next multiple of
+    ``bucket``: ids [batch, time] with PAD (the default), or embedded rows [time, features] with 0."""
+    extra = -steps.shape[dim] % bucket
     if not extra:
-        return ids
-    return torch.cat([ids, torch.full((ids.shape[0], extra), PAD, dtype=ids.dtype)], dim=1)
+        return steps
+    shape = list(steps.shape)
+    shape[dim] = extra
+    return torch.cat([steps, steps.new_full(shape, value)], dim=dim)
