@@ -31,6 +31,16 @@ def set_nltk_data() -> None:
         os.environ.setdefault("NLTK_DATA", str(NLTK_DATA))
 
 
+def imdb_archive(given: Path | str | None, script: str) -> Path | str | None:
+    """``given`` (the script's --data), else the archive `make data` finds; None, after saying so
+    on stderr (the script then exits with its own status)."""
+    from model.download import find_archive
+    data = given or find_archive()
+    if data is None:
+        print(f"{script}: no IMDB archive found; run `make data` or pass --data", file=sys.stderr)
+    return data
+
+
 def loadavg() -> str:
     one, five, fifteen = os.getloadavg()
     return f"{one:.2f} {five:.2f} {fifteen:.2f}"

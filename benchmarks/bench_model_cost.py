@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common  # noqa: E402,F401 - puts the repository on sys.path
+import _common  # noqa: E402 - puts the repository on sys.path
 from _common import footer, header  # noqa: E402
 
 
@@ -38,13 +38,11 @@ def main() -> int:
     import torch
 
     from model.data import load
-    from model.download import find_archive
     from model.inference import input_fn, model_fn, output_fn, predict_fn, predict_many
 
     torch.set_num_threads(1)
-    data = args.data or find_archive()
+    data = _common.imdb_archive(args.data, "bench_model_cost")
     if data is None:
-        print("bench_model_cost: no IMDB archive found; run `make data` or pass --data", file=sys.stderr)
         return 2
     reviews = [r.text for r in random.Random(0).sample(load(data, splits=("test",)).test, args.reviews)]
     models = {"baseline": model_fn(str(args.baseline)), "candidate": model_fn(str(args.candidate))}

@@ -25,7 +25,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+import _common  # noqa: E402 - puts the repository on sys.path
 
 TARGET_ACCURACY = 0.910
 FLOOR_ACCURACY = 0.897
@@ -43,13 +44,9 @@ def main() -> int:
     p.add_argument("extra", nargs="*", help="extra arguments for model.train, after --")
     args = p.parse_args()
 
-    data = args.data
+    data = _common.imdb_archive(args.data, "reproduce_model_card")
     if data is None:
-        from model.download import find_archive
-        data = find_archive()
-        if data is None:
-            print("no IMDB data: run `make data` or pass --data", file=sys.stderr)
-            return 1
+        return 1
     env = dict(os.environ)
     env.setdefault("NLTK_DATA", str(REPO.parent / "shared" / "nltk_data"))
     cmd = [sys.executable, "-m", "model.train", "--data", str(data), "--model-dir", str(args.model_dir),

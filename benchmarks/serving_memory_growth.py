@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common  # noqa: E402,F401 - puts the repository on sys.path
+import _common  # noqa: E402 - puts the repository on sys.path
 from _common import REPO, footer, header  # noqa: E402
 
 TCMALLOC = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"
@@ -99,10 +99,8 @@ def main() -> int:
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
     _common.set_nltk_data()
-    from model.download import find_archive
-    data = args.data or find_archive()
+    data = _common.imdb_archive(args.data, "serving_memory_growth")
     if data is None:
-        print("serving_memory_growth: no IMDB archive found; run `make data` or pass --data", file=sys.stderr)
         return 2
     data = str(data)
     if args.child:
